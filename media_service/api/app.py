@@ -1,0 +1,27 @@
+"""The app factory: the one place the API reads settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from media_service.api import errors
+from media_service.api.limits import BodySizeLimit
+from media_service.api.routes_media import router as media_router
+from media_service.api.routes_misc import router as misc_router
+from media_service.api.services import Services, build_services
+from media_service.config import Settings, load_settings
+
+# Multipart framing and the recipe field ride on top of the file itself.
+BODY_OVERHEAD = 64 * 1024
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    app = FastAPI(title="notes-media", version="0.1.0",
+                  description="Upload note photos with an edit recipe; poll; download renditions.")
+    app.state.services = services or build_services(settings)
+    errors.install(app)
+    app.include_router(media_router)
+    app.include_router(misc_router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes + BODY_OVERHEAD)
+    return app

@@ -1,0 +1,66 @@
+"""Catalogue, local file downloads and health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from media_service.api.routes_media import Svc
+from media_service.errors import MediaError, NotFound
+from media_service.storage import LocalStorage
+from media_service.storage.signing import validate_key, verify
+
+router = APIRouter()
+
+
+@router.get("/v1/filters", tags=["packs"])
+def list_filters(svc: Svc) -> dict[str, Any]:
+    return {"items": [look.public() for look in svc.registry.looks.values()]}
+
+
+@router.get("/v1/stickers", tags=["packs"])
+def list_stickers(svc: Svc) -> dict[str, Any]:
+    return {"items": [s.public() for s in svc.registry.stickers.values()]}
+
+
+@router.get("/v1/files/{key:path}", tags=["files"], include_in_schema=False)
+def download(key: str, expires: int, sig: str, svc: Svc) -> StreamingResponse:
+    """Serves local-storage objects behind an HMAC-signed, expiring URL (S3 uses presigned URLs)."""
+    if not isinstance(svc.storage, LocalStorage):
+        raise NotFound("Downloads are served by the object store.")
+    try:
+        validate_key(key)
+    except ValueError:
+        raise NotFound("No such file.") from None
+    if not verify(svc.settings.signing_key, key, expires, sig):
+        raise NotFound("The link is invalid or has expired.")
+    stat = svc.storage.stat(key)
+    if stat is None:
+        raise NotFound("No such file.")
+    return StreamingResponse(svc.storage.iter_bytes(key), media_type=stat.content_type,
+                             headers={"Content-Length": str(stat.size), "Cache-Control": "private, max-age=300",
+                                      "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/healthz", tags=["health"])
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"])
+def readyz(request: Request, svc: Svc) -> Any:
+    checks: dict[str, str] = {}
+    for name, check in (("database", svc.db.check), ("storage", svc.storage.check),
+                        ("broker", svc.queue.check)):
+        try:
+            check()
+            checks[name] = "ok"
+        except MediaError as exc:
+            checks[name] = exc.code
+    ready = all(v == "ok" for v in checks.values())
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+                        status_code=200 if ready else 503)

@@ -1,0 +1,32 @@
+"""What the API needs, built once by the app factory from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from media_service.config import Settings
+from media_service.db import Database, MediaRepo
+from media_service.packs import PackRegistry, load_registry
+from media_service.queue import JobQueue, make_celery
+from media_service.storage import Storage, open_storage
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    repo: MediaRepo
+    storage: Storage
+    registry: PackRegistry
+    queue: JobQueue
+    key_owners: dict[str, str]
+
+
+def build_services(settings: Settings) -> Services:
+    db = Database(settings.database_url)
+    db.create_all()
+    storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url,
+                           public_base_url=settings.public_base_url, signing_secret=settings.signing_key)
+    registry = load_registry(settings.filters_dirs, settings.stickers_dirs)
+    return Services(settings, db, MediaRepo(db), storage, registry, JobQueue(make_celery(settings)),
+                    settings.key_owners)

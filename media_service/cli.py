@@ -1,0 +1,185 @@
+"""media-service: api | worker | dev | process | doctor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from media_service.config import Settings, load_settings
+from media_service.errors import MediaError
+
+DEV_KEY = "dev-key"
+
+
+def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from media_service.api import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                proxy_headers=False)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.app import app
+
+    queues = args.queues or "image,video"
+    concurrency = str(args.concurrency or settings.worker_concurrency)
+    argv = ["worker", "--queues", queues, "--concurrency", concurrency, "--loglevel", args.loglevel,
+            "--pool", "prefork", "--without-gossip", "--without-mingle"]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_dev(settings: Settings, _args: argparse.Namespace) -> int:
+    """API and one worker on embedded defaults, in one terminal; Ctrl-C stops both."""
+    env = dict(os.environ)
+    if not settings.api_keys:
+        env["MEDIA_API_KEYS"] = f"{DEV_KEY}=dev"
+    env.setdefault("MEDIA_DATA_DIR", str(settings.data_dir))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = env["MEDIA_API_KEYS"].split(",")[0].split("=")[0]
+    base = settings.public_base_url
+    worker = subprocess.Popen([sys.executable, "-m", "media_service.cli", "worker", "--concurrency", "1"],
+                              env=env, start_new_session=True)
+    api = subprocess.Popen([sys.executable, "-m", "media_service.cli", "api"], env=env, start_new_session=True)
+    print(f"""
+notes-media is starting: API on {base}, one worker, data in {settings.data_dir}
+Try it:
+  curl -s -H 'Authorization: Bearer {key}' -F file=@photo.jpg \\
+       -F 'recipe={{"aspect":"3:4","filter":{{"id":"starter/warm","intensity":0.8}},\
+"stickers":[{{"id":"starter/heart","x":0.8,"y":0.2,"scale":0.25,"rotation":-12}}]}}' {base}/v1/media
+  curl -s -H 'Authorization: Bearer {key}' {base}/v1/media/<id>
+  curl -s {base}/v1/filters
+Ctrl-C stops both.
+""", flush=True)
+    try:
+        while api.poll() is None and worker.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in (api, worker):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in (api, worker):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+    return 0 if api.returncode in (0, -signal.SIGTERM, None) else 1
+
+
+def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
+    """Render locally, no server: the same pipeline a worker runs."""
+    from media_service.packs import load_registry
+    from media_service.pipeline.image import ImageJob, run_image_pipeline
+    from media_service.recipe import check_ids, parse_recipe
+
+    registry = load_registry(settings.filters_dirs, settings.stickers_dirs)
+    recipe = parse_recipe(Path(args.recipe).read_text() if args.recipe else None)
+    check_ids(recipe, registry)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="media-process-") as tmp:
+        job = run_image_pipeline(ImageJob(source=Path(args.input), recipe=recipe, registry=registry,
+                                          workdir=Path(tmp), limits=settings.limits))
+        for r in job.renditions:
+            shutil.copyfile(r.path, out / r.name)
+    assert job.facts is not None
+    result = {"source": job.facts.public(), "placeholder": job.placeholder,
+              "renditions": [r.public() for r in job.renditions],
+              "timings_ms": {k: round(v * 1000, 1) for k, v in job.timings.items()}}
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
+    from media_service.db import Database
+    from media_service.ffmpeg import run_tool
+    from media_service.packs import load_registry
+    from media_service.queue import JobQueue, make_celery
+    from media_service.storage import open_storage
+
+    def ffmpeg() -> str:
+        out = run_tool(["ffmpeg", "-hide_banner", "-version"], timeout=10).stdout.decode().splitlines()[0]
+        run_tool(["ffprobe", "-hide_banner", "-version"], timeout=10)
+        return out
+
+    def packs() -> str:
+        reg = load_registry(settings.filters_dirs, settings.stickers_dirs)
+        return f"{len(reg.looks)} looks, {len(reg.stickers)} stickers"
+
+    def database() -> str:
+        db = Database(settings.database_url)
+        db.create_all()
+        db.check()
+        return db.engine.url.render_as_string(hide_password=True)
+
+    def broker() -> str:
+        JobQueue(make_celery(settings)).check()
+        return settings.broker_url.split("@")[-1]
+
+    def storage() -> str:
+        open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url,
+                     public_base_url=settings.public_base_url, signing_secret=settings.signing_key).check()
+        return settings.storage_url
+
+    failed = 0
+    for name, check in (("ffmpeg", ffmpeg), ("packs", packs), ("database", database), ("broker", broker),
+                        ("storage", storage)):
+        try:
+            print(f"ok    {name:9} {check()}")
+        except (MediaError, OSError, ValueError) as exc:
+            failed += 1
+            print(f"FAIL  {name:9} {exc}" + (f" ({exc.detail})" if isinstance(exc, MediaError) and exc.detail
+                                              else ""))
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="media-service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("api", help="run the HTTP API")
+    worker = sub.add_parser("worker", help="run a Celery worker")
+    worker.add_argument("--queues", default=None, help="comma-separated: image,video")
+    worker.add_argument("--concurrency", type=int, default=None)
+    worker.add_argument("--hostname", default=None)
+    worker.add_argument("--loglevel", default="INFO")
+    sub.add_parser("dev", help="API and a worker on embedded defaults")
+    process = sub.add_parser("process", help="render a photo locally, no server")
+    process.add_argument("input")
+    process.add_argument("--recipe", default=None, help="a recipe JSON file")
+    process.add_argument("--out", required=True, help="output directory")
+    sub.add_parser("doctor", help="check ffmpeg, packs, database, broker and storage")
+    return parser
+
+
+COMMANDS = {"api": cmd_api, "worker": cmd_worker, "dev": cmd_dev, "process": cmd_process,
+            "doctor": cmd_doctor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    try:
+        return COMMANDS[args.command](settings, args)
+    except MediaError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

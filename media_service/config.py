@@ -1,0 +1,90 @@
+"""Settings from the environment (prefix MEDIA_), validated at start. Only entry points read them."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from media_service.limits import Limits
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path:
+    return Path.cwd() / "var"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIA_", env_nested_delimiter="__", extra="ignore")
+
+    # Embedded defaults: everything lives under data_dir and needs no server.
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str = ""  # default: sqlite:///<data_dir>/media.db
+    broker_url: str = ""  # default: filesystem broker under <data_dir>/broker
+    storage_url: str = ""  # default: file://<data_dir>/storage
+    s3_endpoint_url: str | None = None
+    api_keys: str = ""  # "key1=owner1,key2=owner2"
+    public_base_url: str = "http://127.0.0.1:8000"
+    signing_secret: str = ""  # for local download URLs; default: a random per-data-dir secret
+    url_ttl_seconds: int = Field(default=900, ge=10, le=7 * 24 * 3600)
+    # Colon-separated in the environment, like PATH.
+    filters_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [REPO_ROOT / "filters"])
+    stickers_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [REPO_ROOT / "stickers"])
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    visibility_timeout: int = Field(default=3600, ge=60)
+    limits: Limits = Field(default_factory=Limits)
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @field_validator("filters_dirs", "stickers_dirs", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(p) for p in value.split(":") if p]
+        return value
+
+    def model_post_init(self, _context: object) -> None:
+        self.data_dir = self.data_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'media.db'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if not self.storage_url:
+            self.storage_url = f"file://{self.data_dir / 'storage'}"
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.data_dir / "broker"
+
+    @cached_property
+    def key_owners(self) -> dict[str, str]:
+        """sha256(key) → owner. Keys are compared by hash so the raw key is never kept around."""
+        owners: dict[str, str] = {}
+        for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
+            key, sep, owner = pair.partition("=")
+            if not sep or not key.strip() or not owner.strip():
+                raise ValueError("MEDIA_API_KEYS must look like key1=owner1,key2=owner2")
+            owners[hashlib.sha256(key.strip().encode()).hexdigest()] = owner.strip()
+        return owners
+
+    @cached_property
+    def signing_key(self) -> bytes:
+        if self.signing_secret:
+            return self.signing_secret.encode()
+        path = self.data_dir / "signing.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+def load_settings() -> Settings:
+    return Settings()

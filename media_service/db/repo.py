@@ -1,0 +1,183 @@
+"""Compare-and-set transitions over media records.
+
+queued ──claim──► processing ──publish──► ready
+   ▲                 │  └──fail──► failed
+   └─────────────────┘ (a crash leaves it processing; redelivery claims it again, up to the attempt cap)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import create_engine, delete, event, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from media_service.db.models import Base, MediaRecord, Status, utcnow
+from media_service.errors import DatabaseUnavailable
+
+ACTIVE = (Status.QUEUED.value, Status.PROCESSING.value)
+
+
+def normalise_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        url = normalise_url(url)
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                                        connect_args={"connect_timeout": 5})
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create_all(self) -> None:
+        if self.url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise DatabaseUnavailable(detail=str(exc).splitlines()[0]) from None
+
+    def check(self) -> None:
+        with self.session() as s:
+            s.execute(text("SELECT 1"))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the API read while a worker writes; the busy timeout waits instead of failing.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming a record for processing."""
+
+    record: MediaRecord | None
+    attempt: int
+    reason: str  # "claimed", "gone", "done", "exhausted"
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "claimed"
+
+
+class MediaRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, record: MediaRecord) -> MediaRecord:
+        with self.db.session() as s:
+            s.add(record)
+        return record
+
+    def get(self, media_id: str, owner: str | None = None) -> MediaRecord | None:
+        with self.db.session() as s:
+            record = s.get(MediaRecord, media_id)
+            if record is None or (owner is not None and record.owner != owner):
+                return None
+            s.expunge(record)
+            return record
+
+    def claim(self, media_id: str, max_attempts: int) -> Claim:
+        with self.db.session() as s:
+            result = s.execute(
+                update(MediaRecord)
+                .where(MediaRecord.id == media_id, MediaRecord.status.in_(ACTIVE),
+                       MediaRecord.attempts < max_attempts)
+                .values(status=Status.PROCESSING.value, attempts=MediaRecord.attempts + 1, progress=0.0,
+                        updated_at=utcnow())
+            )
+            record = s.get(MediaRecord, media_id)
+            if record is None:
+                return Claim(None, 0, "gone")
+            s.refresh(record)
+            s.expunge(record)
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return Claim(record, record.attempts, "claimed")
+        if record.status in ACTIVE:
+            return Claim(record, record.attempts, "exhausted")
+        return Claim(record, record.attempts, "done")
+
+    def set_progress(self, media_id: str, attempt: int, progress: float) -> None:
+        with self.db.session() as s:
+            s.execute(
+                update(MediaRecord)
+                .where(MediaRecord.id == media_id, MediaRecord.status == Status.PROCESSING.value,
+                       MediaRecord.attempts == attempt)
+                .values(progress=round(min(max(progress, 0.0), 1.0), 4), updated_at=utcnow())
+            )
+
+    def publish(self, media_id: str, attempt: int, *, version: str, renditions: list[dict[str, Any]],
+                source: dict[str, Any], placeholder: dict[str, Any] | None) -> str | None:
+        """Switch the record to a complete rendition set. Returns the version it replaced (to delete),
+        or raises LookupError when this attempt no longer owns the record."""
+        with self.db.session() as s:
+            previous = s.execute(
+                select(MediaRecord.version).where(MediaRecord.id == media_id)
+            ).scalar_one_or_none()
+            result = s.execute(
+                update(MediaRecord)
+                .where(MediaRecord.id == media_id, MediaRecord.status == Status.PROCESSING.value,
+                       MediaRecord.attempts == attempt)
+                .values(status=Status.READY.value, progress=1.0, version=version, renditions=renditions,
+                        source=source, placeholder=placeholder, error_code=None, error_message=None,
+                        updated_at=utcnow())
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise LookupError(media_id)
+        return previous if previous != version else None
+
+    def fail(self, media_id: str, code: str, message: str, *, attempt: int | None = None,
+             source: dict[str, Any] | None = None) -> bool:
+        with self.db.session() as s:
+            conditions = [MediaRecord.id == media_id, MediaRecord.status.in_(ACTIVE)]
+            if attempt is not None:
+                conditions.append(MediaRecord.attempts == attempt)
+            values: dict[str, Any] = {"status": Status.FAILED.value, "error_code": code,
+                                      "error_message": message, "updated_at": utcnow()}
+            if source:
+                values["source"] = source
+            result = s.execute(update(MediaRecord).where(*conditions).values(**values))
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def requeue(self, media_id: str, attempt: int) -> None:
+        with self.db.session() as s:
+            s.execute(
+                update(MediaRecord)
+                .where(MediaRecord.id == media_id, MediaRecord.status == Status.PROCESSING.value,
+                       MediaRecord.attempts == attempt)
+                .values(status=Status.QUEUED.value, updated_at=utcnow())
+            )
+
+    def delete(self, media_id: str, owner: str) -> MediaRecord | None:
+        with self.db.session() as s:
+            record = s.get(MediaRecord, media_id)
+            if record is None or record.owner != owner:
+                return None
+            s.expunge(record)
+            s.execute(delete(MediaRecord).where(MediaRecord.id == media_id))
+            return record

@@ -1,0 +1,1 @@
+"""Pillow/OpenCV steps for stills. Given values only: no settings, storage or database."""

@@ -1,0 +1,135 @@
+"""Open a still cheaply: header facts first, then one decode at the smallest size that serves the output."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pillow_heif
+from PIL import Image, ImageCms, ImageOps
+
+from media_service.errors import CorruptMedia, ImageTooLarge, UnsupportedMediaType
+from media_service.limits import Limits
+
+pillow_heif.register_heif_opener()
+
+# Our own caps are checked first; Pillow's bomb check stays on as a second line.
+Image.MAX_IMAGE_PIXELS = 100_000_000
+
+PIL_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "HEIF": "heif", "MPO": "jpeg"}
+SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    format: str
+    width: int  # after EXIF orientation
+    height: int
+    orientation: int
+    mode: str
+    has_icc: bool
+    frames: int
+
+    def public(self) -> dict[str, object]:
+        return {"format": self.format, "width": self.width, "height": self.height}
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        value = img.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block must not stop the photo; orientation falls back to 1
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def read_facts(img: Image.Image, limits: Limits) -> ImageFacts:
+    fmt = PIL_FORMATS.get(img.format or "")
+    if fmt is None:
+        raise UnsupportedMediaType()
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise CorruptMedia("The image has no pixels.")
+    if w * h > limits.max_image_pixels or max(w, h) > limits.max_image_side:
+        raise ImageTooLarge(
+            f"The image is {w}×{h}; the limit is {limits.max_image_pixels // 1_000_000} MP and "
+            f"{limits.max_image_side} px on a side."
+        )
+    orientation = _orientation(img)
+    if orientation in SWAPPING_ORIENTATIONS:
+        w, h = h, w
+    return ImageFacts(fmt, w, h, orientation, img.mode, bool(img.info.get("icc_profile")),
+                      getattr(img, "n_frames", 1))
+
+
+def open_image(path: Path | BinaryIO) -> Image.Image:
+    """Open lazily (header only); raises our errors, never Pillow's."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge() from None
+    except Image.UnidentifiedImageError:
+        raise UnsupportedMediaType() from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CorruptMedia(detail=str(exc)) from None
+
+
+def probe_file(path: Path, limits: Limits) -> ImageFacts:
+    """Header-only facts with every cap checked; nothing is decoded."""
+    with open_image(path) as img:
+        return read_facts(img, limits)
+
+
+def decode(img: Image.Image, request: tuple[int, int] | None) -> Image.Image:
+    """Decode the first frame; JPEG at the largest DCT reduction still at least ``request`` big."""
+    if request is not None and img.format in ("JPEG", "MPO"):
+        img.draft(None, request)
+    try:
+        img.seek(0)
+        img.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise CorruptMedia(detail=str(exc)) from None
+    return img
+
+
+def orient(img: Image.Image) -> Image.Image:
+    out = ImageOps.exif_transpose(img)
+    return out if out is not None else img
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """RGB in sRGB: converts from an embedded ICC profile (Display-P3, Adobe RGB, CMYK profiles…),
+    flattens alpha onto white and widens greyscale and 16-bit modes. The result carries no metadata."""
+    icc = img.info.get("icc_profile")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        img = img.point(lambda v: v * (1 / 257)).convert("L")
+    elif img.mode == "F":
+        img = img.convert("L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        img = flat
+    if icc and img.mode in ("RGB", "CMYK", "L"):
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if ImageCms.getProfileDescription(src).strip().lower().startswith("srgb") and img.mode == "RGB":
+                out = img
+            else:
+                converted = ImageCms.profileToProfile(img, src, _SRGB, outputMode="RGB",
+                                                      renderingIntent=ImageCms.Intent.PERCEPTUAL)
+                out = converted if converted is not None else img
+        except (ImageCms.PyCMSError, OSError):
+            out = img  # a broken profile: fall back to treating the pixels as sRGB
+    else:
+        out = img
+    if out.mode != "RGB":
+        out = out.convert("RGB")
+    out.info = {}
+    return out

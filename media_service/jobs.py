@@ -1,0 +1,123 @@
+"""Processing one media record: claim, fetch, run the pipeline, store under a fresh version, publish.
+
+Called by the Celery task (workers/tasks.py) with everything it needs as values.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from media_service.db import MediaRepo
+from media_service.errors import AttemptsExhausted, MediaError
+from media_service.limits import Limits
+from media_service.packs import PackRegistry
+from media_service.pipeline.image import ImageJob, run_image_pipeline
+from media_service.recipe import recipe_from_dict
+from media_service.storage import Storage
+
+log = logging.getLogger("media_service.jobs")
+
+
+def original_key(media_id: str) -> str:
+    return f"media/{media_id}/original"
+
+
+def media_prefix(media_id: str) -> str:
+    return f"media/{media_id}/"
+
+
+@dataclass
+class JobContext:
+    repo: MediaRepo
+    storage: Storage
+    registry: PackRegistry
+    limits: Limits
+    max_attempts: int
+    tmp_root: Path | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "ready", "failed", "skipped", "retry"
+    error: MediaError | None = None
+
+
+def process_media(ctx: JobContext, media_id: str) -> Outcome:
+    claim = ctx.repo.claim(media_id, ctx.max_attempts)
+    if claim.reason in ("gone", "done"):
+        log.info("media %s: nothing to do (%s)", media_id, claim.reason)
+        return Outcome("skipped")
+    if claim.reason == "exhausted":
+        err = AttemptsExhausted()
+        ctx.repo.fail(media_id, err.code, err.message)
+        return Outcome("failed", err)
+    record = claim.record
+    assert record is not None
+    attempt = claim.attempt
+    workdir = Path(tempfile.mkdtemp(prefix=f"media-{media_id}-", dir=ctx.tmp_root))
+    version = f"v{attempt}-{secrets.token_hex(4)}"
+    stored_prefix = f"{media_prefix(media_id)}{version}/"
+    started = time.monotonic()
+    try:
+        source = workdir / "source"
+        ctx.storage.get_to_file(record.original_key, source)
+        out_dir = workdir / "out"
+        out_dir.mkdir()
+        last = [0.0]
+
+        def progress(fraction: float) -> None:
+            # Only the pipeline's main milestones are written; each write is a small UPDATE.
+            if fraction - last[0] >= 0.1 or fraction >= 1.0:
+                last[0] = fraction
+                ctx.repo.set_progress(media_id, attempt, 0.05 + 0.85 * fraction)
+
+        job = ImageJob(source=source, recipe=recipe_from_dict(record.recipe), registry=ctx.registry,
+                       workdir=out_dir, limits=ctx.limits, progress=progress,
+                       deadline=time.monotonic() + ctx.limits.image_job_seconds)
+        run_image_pipeline(job)
+        renditions: list[dict[str, Any]] = []
+        for r in job.renditions:
+            key = f"{stored_prefix}{r.name}"
+            stored = ctx.storage.put_file(key, r.path, r.content_type)
+            renditions.append({**r.public(), "key": key, "sha256": stored.sha256})
+        assert job.facts is not None
+        source_facts = {**job.facts.public(), "bytes": record.original_bytes}
+        try:
+            previous = ctx.repo.publish(media_id, attempt, version=version, renditions=renditions,
+                                        source=source_facts, placeholder=job.placeholder)
+        except LookupError:
+            # Deleted meanwhile, or a newer attempt owns the record: this set must not linger.
+            ctx.storage.delete_prefix(stored_prefix)
+            return Outcome("skipped")
+        if previous:
+            ctx.storage.delete_prefix(f"{media_prefix(media_id)}{previous}/")
+        log.info("media %s ready in %.2fs (attempt %d, %s)", media_id, time.monotonic() - started, attempt,
+                 {k: round(v, 3) for k, v in job.timings.items()})
+        return Outcome("ready")
+    except MediaError as err:
+        _discard(ctx, stored_prefix)
+        if err.retryable and attempt < ctx.max_attempts:
+            ctx.repo.requeue(media_id, attempt)
+            return Outcome("retry", err)
+        ctx.repo.fail(media_id, err.code, err.message, attempt=attempt)
+        log.warning("media %s failed: %s (%s)", media_id, err.code, err.detail or err.message)
+        return Outcome("failed", err)
+    except BaseException:
+        _discard(ctx, stored_prefix)
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _discard(ctx: JobContext, prefix: str) -> None:
+    try:
+        ctx.storage.delete_prefix(prefix)
+    except MediaError:
+        log.warning("could not clean %s; it is unreferenced and safe to delete", prefix)

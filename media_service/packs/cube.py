@@ -1,0 +1,117 @@
+"""A strict parser for .cube 3D LUTs (Adobe/IRIDAS format).
+
+Strict on purpose: a designer's typo must fail at load with the line, never render a wrong colour.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from media_service.errors import PackError
+
+MIN_SIZE, MAX_SIZE = 2, 65
+
+
+@dataclass(frozen=True)
+class Lut:
+    size: int
+    # Shape (size, size, size, 3) indexed [b, g, r]: the file's row order, red changing fastest.
+    table: NDArray[np.float32]
+    title: str = ""
+
+    def flat(self) -> list[float]:
+        """The table as Pillow's Color3DLUT and ffmpeg's lut3d read it (red fastest)."""
+        return [float(v) for v in self.table.reshape(-1)]
+
+
+def identity_table(size: int) -> NDArray[np.float32]:
+    axis = np.linspace(0.0, 1.0, size, dtype=np.float32)
+    b, g, r = np.meshgrid(axis, axis, axis, indexing="ij")
+    return np.stack([r, g, b], axis=-1).astype(np.float32)
+
+
+def fold_intensity(lut: Lut, intensity: float) -> Lut:
+    """``identity + a·(lut − identity)``: the same folded table serves stills and video."""
+    if not 0.0 <= intensity <= 1.0:
+        raise ValueError("intensity must be within 0..1")
+    ident = identity_table(lut.size)
+    table = np.clip(ident + np.float32(intensity) * (lut.table - ident), 0.0, 1.0).astype(np.float32)
+    return Lut(lut.size, table, lut.title)
+
+
+def load_cube(path: Path) -> Lut:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PackError(str(path), None, "file not found") from None
+    except UnicodeDecodeError:
+        raise PackError(str(path), None, "not a UTF-8 text file (a .cube LUT is text)") from None
+    return parse_cube(text, str(path))
+
+
+def _floats(parts: list[str], path: str, line_no: int, what: str) -> list[float]:
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise PackError(path, line_no, f"{what}: expected numbers, got {' '.join(parts)!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise PackError(path, line_no, f"{what}: NaN or infinity is not allowed")
+    return values
+
+
+def parse_cube(text: str, path: str = "<cube>") -> Lut:
+    size: int | None = None
+    title = ""
+    domain_min = [0.0, 0.0, 0.0]
+    domain_max = [1.0, 1.0, 1.0]
+    rows: list[list[float]] = []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        keyword = parts[0].upper()
+        if keyword == "TITLE":
+            title = line[5:].strip().strip('"')
+        elif keyword == "LUT_3D_SIZE":
+            if rows:
+                raise PackError(path, line_no, "LUT_3D_SIZE must come before the table rows")
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise PackError(path, line_no, "LUT_3D_SIZE takes one whole number")
+            size = int(parts[1])
+            if not MIN_SIZE <= size <= MAX_SIZE:
+                raise PackError(path, line_no, f"LUT_3D_SIZE {size} is outside {MIN_SIZE}..{MAX_SIZE}")
+        elif keyword == "LUT_1D_SIZE":
+            raise PackError(path, line_no, "1D LUTs are not supported; export a 3D LUT (LUT_3D_SIZE)")
+        elif keyword in ("DOMAIN_MIN", "DOMAIN_MAX"):
+            if len(parts) != 4:
+                raise PackError(path, line_no, f"{keyword} takes three numbers")
+            values = _floats(parts[1:], path, line_no, keyword)
+            if keyword == "DOMAIN_MIN":
+                domain_min = values
+            else:
+                domain_max = values
+        elif keyword in ("LUT_3D_INPUT_RANGE", "LUT_1D_INPUT_RANGE"):
+            raise PackError(path, line_no, f"{keyword} is not supported; use the 0..1 domain")
+        elif keyword[0].isdigit() or keyword[0] in "+-.":
+            if size is None:
+                raise PackError(path, line_no, "table rows before LUT_3D_SIZE")
+            if len(parts) != 3:
+                raise PackError(path, line_no, f"a table row has three numbers, this one has {len(parts)}")
+            rows.append(_floats(parts, path, line_no, "table row"))
+        else:
+            raise PackError(path, line_no, f"unknown keyword {parts[0]!r}")
+    if size is None:
+        raise PackError(path, None, "missing LUT_3D_SIZE")
+    if domain_min != [0.0, 0.0, 0.0] or domain_max != [1.0, 1.0, 1.0]:
+        raise PackError(path, None, "only the 0..1 domain is supported (DOMAIN_MIN 0 0 0, DOMAIN_MAX 1 1 1)")
+    expected = size**3
+    if len(rows) != expected:
+        raise PackError(path, None, f"LUT_3D_SIZE {size} needs {expected} rows, found {len(rows)}")
+    table = np.clip(np.asarray(rows, dtype=np.float32), 0.0, 1.0).reshape(size, size, size, 3)
+    return Lut(size, table, title)

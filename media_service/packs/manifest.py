@@ -1,0 +1,209 @@
+"""pack.toml: parsed strictly, every problem reported with the file and (where it can be found) the line."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from media_service.errors import PackError
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+
+PACK_KEYS = {"id", "version", "title", "author", "license", "description"}
+LOOK_KEYS = {"id", "title", "lut", "intensity", "tags"}
+STICKER_KEYS = {"id", "title", "file", "scale", "tags"}
+
+
+@dataclass(frozen=True)
+class Title:
+    en: str
+    zh: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"en": self.en, "zh": self.zh}
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    id: str
+    version: str
+    title: Title
+    author: str
+    license: str
+    description: str
+    root: Path
+
+
+@dataclass(frozen=True)
+class RawItem:
+    """One [[looks]] or [[stickers]] table, checked for shape; its files are checked by the registry."""
+
+    id: str
+    title: Title
+    path: Path
+    default: float  # intensity for looks, scale for stickers
+    tags: tuple[str, ...]
+    line: int | None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    pack: PackInfo
+    kind: str  # "looks" or "stickers"
+    items: tuple[RawItem, ...]
+    path: Path
+
+
+class _Lines:
+    """Finds the line of a table or key so that semantic errors can name it (tomllib gives no positions)."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def of_array_item(self, table: str, index: int) -> int | None:
+        seen = -1
+        for no, line in enumerate(self.lines, start=1):
+            if line.strip().replace(" ", "") == f"[[{table}]]":
+                seen += 1
+                if seen == index:
+                    return no
+        return None
+
+    def of_key(self, key: str, after: int | None = None) -> int | None:
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+        for no, line in enumerate(self.lines, start=1):
+            if after is not None and no <= after:
+                continue
+            if pattern.match(line):
+                return no
+        return after
+
+
+def _title(value: Any, where: str, path: str, line: int | None) -> Title:
+    if not isinstance(value, dict) or set(value) != {"en", "zh"}:
+        raise PackError(path, line, f"{where}.title must be a table with exactly 'en' and 'zh', like "
+                                    '{ en = "Warm", zh = "暖阳" }')
+    en, zh = value["en"], value["zh"]
+    if not (isinstance(en, str) and isinstance(zh, str) and en.strip() and zh.strip()):
+        raise PackError(path, line, f"{where}.title: 'en' and 'zh' must be non-empty strings")
+    return Title(en.strip(), zh.strip())
+
+
+def _str(table: dict[str, Any], key: str, where: str, path: str, line: int | None) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise PackError(path, line, f"{where}.{key} is required and must be a non-empty string")
+    return value.strip()
+
+
+def _number(table: dict[str, Any], key: str, where: str, lo: float, hi: float, path: str,
+            line: int | None, default: float | None = None) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PackError(path, line, f"{where}.{key} must be a number between {lo} and {hi}")
+    if not lo <= float(value) <= hi:
+        raise PackError(path, line, f"{where}.{key} = {value} is outside {lo}..{hi}")
+    return float(value)
+
+
+def _asset(root: Path, rel: str, path: str, line: int | None) -> Path:
+    candidate = Path(rel)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        raise PackError(path, line, f"{rel!r} must be a relative path inside the pack folder")
+    full = (root / candidate).resolve()
+    if not full.is_relative_to(root.resolve()):
+        raise PackError(path, line, f"{rel!r} points outside the pack folder")
+    if not full.is_file():
+        raise PackError(path, line, f"{rel!r} does not exist in the pack folder")
+    return full
+
+
+def load_manifest(pack_dir: Path, expected_kind: str) -> Manifest:
+    manifest_path = pack_dir / "pack.toml"
+    path = str(manifest_path)
+    try:
+        text = manifest_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PackError(path, None, "missing pack.toml") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise PackError(path, int(match.group(1)) if match else None, f"TOML syntax: {exc}") from None
+    lines = _Lines(text)
+
+    unknown_top = set(data) - {"pack", "looks", "stickers"}
+    if unknown_top:
+        name = sorted(unknown_top)[0]
+        raise PackError(path, lines.of_key(name), f"unknown top-level key {name!r}")
+    pack = data.get("pack")
+    pack_line = lines.of_key("id")
+    if not isinstance(pack, dict):
+        raise PackError(path, None, "missing [pack] table")
+    extra = set(pack) - PACK_KEYS
+    if extra:
+        key = sorted(extra)[0]
+        raise PackError(path, lines.of_key(key), f"unknown key {key!r} in [pack]")
+    pack_id = _str(pack, "id", "pack", path, pack_line)
+    if not ID_RE.match(pack_id):
+        raise PackError(path, pack_line, f"pack.id {pack_id!r}: use 1–40 of a-z, 0-9, '-', '_'")
+    if pack_id != pack_dir.name:
+        raise PackError(path, pack_line, f"pack.id {pack_id!r} must match its folder name {pack_dir.name!r}")
+    version = _str(pack, "version", "pack", path, lines.of_key("version"))
+    if not SEMVER_RE.match(version):
+        raise PackError(path, lines.of_key("version"), f"pack.version {version!r} is not semver (like 1.2.0)")
+    info = PackInfo(
+        id=pack_id,
+        version=version,
+        title=_title(pack.get("title"), "pack", path, lines.of_key("title")),
+        author=_str(pack, "author", "pack", path, lines.of_key("author")),
+        license=_str(pack, "license", "pack", path, lines.of_key("license")),
+        description=str(pack.get("description", "")),
+        root=pack_dir,
+    )
+
+    other_kind = "stickers" if expected_kind == "looks" else "looks"
+    if other_kind in data:
+        raise PackError(path, lines.of_array_item(other_kind, 0),
+                        f"a {expected_kind} pack cannot hold [[{other_kind}]]")
+    tables = data.get(expected_kind)
+    if not isinstance(tables, list) or not tables:
+        raise PackError(path, None, f"a {expected_kind} pack needs at least one [[{expected_kind}]] table")
+
+    allowed = LOOK_KEYS if expected_kind == "looks" else STICKER_KEYS
+    file_key = "lut" if expected_kind == "looks" else "file"
+    items: list[RawItem] = []
+    seen: dict[str, int | None] = {}
+    for index, table in enumerate(tables):
+        line = lines.of_array_item(expected_kind, index)
+        where = f"{expected_kind}[{index}]"
+        extra = set(table) - allowed
+        if extra:
+            key = sorted(extra)[0]
+            raise PackError(path, lines.of_key(key, line), f"unknown key {key!r} in {where}")
+        item_id = _str(table, "id", where, path, line)
+        if not ID_RE.match(item_id):
+            raise PackError(path, line, f"{where}.id {item_id!r}: use 1–40 of a-z, 0-9, '-', '_'")
+        if item_id in seen:
+            raise PackError(path, line, f"duplicate id {item_id!r} (first at line {seen[item_id]})")
+        seen[item_id] = line
+        tags = table.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise PackError(path, line, f"{where}.tags must be a list of strings")
+        if expected_kind == "looks":
+            default = _number(table, "intensity", where, 0.0, 1.0, path, line, default=1.0)
+        else:
+            default = _number(table, "scale", where, 0.01, 1.0, path, line, default=0.25)
+        items.append(RawItem(
+            id=item_id,
+            title=_title(table.get("title"), where, path, line),
+            path=_asset(pack_dir, _str(table, file_key, where, path, line), path, line),
+            default=default,
+            tags=tuple(tags),
+            line=line,
+        ))
+    return Manifest(info, expected_kind, tuple(items), manifest_path)

@@ -1,0 +1,156 @@
+"""The immutable pack registry: every pack validated at load; lookups by "<pack>/<item>" id."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageFilter
+
+from media_service.errors import PackError
+from media_service.packs.cube import Lut, fold_intensity, load_cube
+from media_service.packs.manifest import Manifest, PackInfo, Title, load_manifest
+
+MAX_STICKER_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class Look:
+    id: str
+    title: Title
+    intensity: float
+    tags: tuple[str, ...]
+    pack: PackInfo
+    lut: Lut
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title.as_dict(), "intensity": self.intensity,
+                "tags": list(self.tags), "pack": self.pack.id, "version": self.pack.version}
+
+
+@dataclass(frozen=True)
+class StickerItem:
+    id: str
+    title: Title
+    scale: float
+    tags: tuple[str, ...]
+    pack: PackInfo
+    path: Path
+    width: int
+    height: int
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title.as_dict(), "scale": self.scale, "tags": list(self.tags),
+                "width": self.width, "height": self.height, "pack": self.pack.id,
+                "version": self.pack.version}
+
+
+def _check_sticker(path: Path, manifest: str, line: int | None) -> tuple[int, int]:
+    try:
+        with Image.open(path) as img:
+            fmt, mode, size = img.format, img.mode, img.size
+            has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info)
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise PackError(manifest, line, f"{path.name}: not a readable image ({exc})") from None
+    if fmt not in ("PNG", "WEBP"):
+        raise PackError(manifest, line, f"{path.name}: stickers are PNG or WebP, this is {fmt}")
+    if not has_alpha:
+        raise PackError(manifest, line, f"{path.name}: a sticker needs an alpha channel (transparency)")
+    if max(size) > MAX_STICKER_SIDE:
+        raise PackError(manifest, line, f"{path.name}: {size[0]}×{size[1]} is larger than "
+                                        f"{MAX_STICKER_SIDE}×{MAX_STICKER_SIDE}")
+    return size
+
+
+@dataclass
+class PackRegistry:
+    looks: dict[str, Look]
+    stickers: dict[str, StickerItem]
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _filters: dict[tuple[str, float], ImageFilter.Color3DLUT] = field(default_factory=dict, repr=False)
+    _sticker_images: dict[str, Image.Image] = field(default_factory=dict, repr=False)
+
+    def has_look(self, item_id: str) -> bool:
+        return item_id in self.looks
+
+    def has_sticker(self, item_id: str) -> bool:
+        return item_id in self.stickers
+
+    def look_lut(self, item_id: str, intensity: float | None) -> Lut:
+        look = self.looks[item_id]
+        return fold_intensity(look.lut, look.intensity if intensity is None else intensity)
+
+    def look_filter(self, item_id: str, intensity: float | None) -> ImageFilter.Color3DLUT:
+        """Pillow's 3D LUT filter with the intensity folded in; cached per (look, intensity)."""
+        look = self.looks[item_id]
+        key = (item_id, round(look.intensity if intensity is None else intensity, 3))
+        with self._lock:
+            cached = self._filters.get(key)
+        if cached is None:
+            lut = fold_intensity(look.lut, key[1])
+            cached = ImageFilter.Color3DLUT(lut.size, lut.flat(), channels=3)
+            with self._lock:
+                if len(self._filters) > 256:
+                    self._filters.clear()
+                self._filters[key] = cached
+        return cached
+
+    def sticker_image(self, item_id: str) -> Image.Image:
+        """The sticker decoded once as RGBA; callers must not modify it."""
+        with self._lock:
+            cached = self._sticker_images.get(item_id)
+        if cached is None:
+            item = self.stickers[item_id]
+            with Image.open(item.path) as img:
+                img.load()
+                cached = img.convert("RGBA")
+            with self._lock:
+                self._sticker_images[item_id] = cached
+        return cached
+
+
+def _pack_dirs(roots: Iterable[Path]) -> list[Path]:
+    dirs: list[Path] = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        dirs.extend(sorted(p for p in root.iterdir() if p.is_dir() and (p / "pack.toml").exists()))
+    return dirs
+
+
+def _looks(manifest: Manifest) -> dict[str, Look]:
+    return {
+        f"{manifest.pack.id}/{item.id}": Look(
+            id=f"{manifest.pack.id}/{item.id}", title=item.title, intensity=item.default, tags=item.tags,
+            pack=manifest.pack, lut=load_cube(item.path),
+        )
+        for item in manifest.items
+    }
+
+
+def _stickers(manifest: Manifest) -> dict[str, StickerItem]:
+    out: dict[str, StickerItem] = {}
+    for item in manifest.items:
+        width, height = _check_sticker(item.path, str(manifest.path), item.line)
+        full_id = f"{manifest.pack.id}/{item.id}"
+        out[full_id] = StickerItem(full_id, item.title, item.default, item.tags, manifest.pack, item.path,
+                                   width, height)
+    return out
+
+
+def load_registry(filter_roots: Iterable[Path], sticker_roots: Iterable[Path]) -> PackRegistry:
+    """Load and validate every pack under the given roots. The first broken pack raises PackError."""
+    looks: dict[str, Look] = {}
+    stickers: dict[str, StickerItem] = {}
+    for kind, roots, target in (("looks", filter_roots, looks), ("stickers", sticker_roots, stickers)):
+        for pack_dir in _pack_dirs(roots):
+            manifest = load_manifest(pack_dir, kind)
+            items: dict[str, Any] = _looks(manifest) if kind == "looks" else _stickers(manifest)
+            clash = set(items) & set(target)
+            if clash:
+                raise PackError(str(manifest.path), None, f"pack id {manifest.pack.id!r} is defined twice")
+            target.update(items)
+    return PackRegistry(looks, stickers)

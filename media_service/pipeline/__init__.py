@@ -1,0 +1,1 @@
+"""Pipelines: ordered lists of small steps over one explicit context."""

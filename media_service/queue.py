@@ -1,0 +1,83 @@
+"""The Celery application's shared configuration, for the sender (API) and the workers alike.
+
+Given settings as a value: the entry points (app factory, worker bootstrap, CLI) read them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery
+from kombu import Queue
+
+from media_service.errors import BrokerUnavailable
+
+if TYPE_CHECKING:
+    from media_service.config import Settings
+
+IMAGE_QUEUE, VIDEO_QUEUE = "image", "video"
+TASK_FOR_KIND = {"image": "media.process_image", "video": "media.process_video"}
+QUEUE_FOR_KIND = {"image": IMAGE_QUEUE, "video": VIDEO_QUEUE}
+# (soft, hard) seconds; the soft limit raises inside the task so it can clean up and record the failure.
+TIME_LIMITS = {"media.process_image": (120, 150), "media.process_video": (900, 960)}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport_options: dict[str, Any] = {}
+    if settings.broker_url.startswith("filesystem://"):
+        folder = settings.broker_folder
+        (folder / "queue").mkdir(parents=True, exist_ok=True)
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        transport_options = {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
+                             "processed_folder": str(folder / "processed"), "store_processed": False}
+    elif settings.broker_url.startswith(("redis://", "rediss://")):
+        # An unacked task becomes visible again after this long; it must exceed the longest job.
+        transport_options = {"visibility_timeout": settings.visibility_timeout, "socket_timeout": 5,
+                             "socket_connect_timeout": 5}
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 5,
+        "task_queues": [Queue(IMAGE_QUEUE), Queue(VIDEO_QUEUE)],
+        "task_default_queue": IMAGE_QUEUE,
+        "task_routes": {name: {"queue": QUEUE_FOR_KIND[kind]} for kind, name in TASK_FOR_KIND.items()},
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "task_annotations": {name: {"soft_time_limit": soft, "time_limit": hard}
+                             for name, (soft, hard) in TIME_LIMITS.items()},
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5,
+                                      "interval_max": 1.0},
+    }
+
+
+def make_celery(settings: Settings, name: str = "notes-media") -> Celery:
+    app = Celery(name)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+class JobQueue:
+    """What the API uses to hand a media id to the workers."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def enqueue(self, media_id: str, kind: str) -> None:
+        try:
+            self.app.send_task(TASK_FOR_KIND[kind], args=[media_id], queue=QUEUE_FOR_KIND[kind])
+        except Exception as exc:  # kombu raises many transport-specific types; all mean "not queued"
+            raise BrokerUnavailable(detail=repr(exc)) from None
+
+    def check(self) -> None:
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=3)
+        except Exception as exc:
+            raise BrokerUnavailable(detail=repr(exc)) from None
