@@ -77,10 +77,12 @@ def fit_width(width: int, height: int, max_width: int) -> tuple[int, int]:
 
 
 def ladder(base_width: int, widths: Sequence[int]) -> list[int]:
-    """Rendition widths for an output that is ``base_width`` wide: the ladder's widths that fit,
-    or the output's own width when it is narrower than every rung."""
+    """Rendition widths for an output ``base_width`` wide: every rung that fits, plus the output's own
+    width on top when it is narrower than the widest rung (a 500 px photo is served at 500, not 360)."""
     fitting = sorted({w for w in widths if w <= base_width}, reverse=True)
-    return fitting or [base_width]
+    if widths and base_width < max(widths) and (not fitting or fitting[0] < base_width):
+        fitting.insert(0, base_width)
+    return fitting
 
 
 def decode_request(src_w: int, src_h: int, scale: float) -> tuple[int, int]:

@@ -12,6 +12,7 @@ import pillow_heif
 from PIL import Image, ImageCms, ImageOps
 
 from media_service.errors import CorruptMedia, ImageTooLarge, UnsupportedMediaType
+from media_service.imaging.sniff import SNIFF_BYTES, sniff
 from media_service.limits import Limits
 
 pillow_heif.register_heif_opener()
@@ -67,7 +68,8 @@ def read_facts(img: Image.Image, limits: Limits) -> ImageFacts:
 
 
 def open_image(path: Path | BinaryIO) -> Image.Image:
-    """Open lazily (header only); raises our errors, never Pillow's."""
+    """Open lazily (header only); raises our errors, never Pillow's. Callers sniff first, so bytes that
+    looked like an accepted format but do not open are corrupt, not unsupported."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -75,13 +77,17 @@ def open_image(path: Path | BinaryIO) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge() from None
     except Image.UnidentifiedImageError:
-        raise UnsupportedMediaType() from None
+        raise CorruptMedia("The file looks like an image but could not be read.") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise CorruptMedia(detail=str(exc)) from None
 
 
 def probe_file(path: Path, limits: Limits) -> ImageFacts:
     """Header-only facts with every cap checked; nothing is decoded."""
+    with path.open("rb") as f:
+        sniffed = sniff(f.read(SNIFF_BYTES))
+    if sniffed is None or sniffed.kind != "image":
+        raise UnsupportedMediaType()
     with open_image(path) as img:
         return read_facts(img, limits)
 

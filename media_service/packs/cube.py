@@ -64,6 +64,14 @@ def _floats(parts: list[str], path: str, line_no: int, what: str) -> list[float]
     return values
 
 
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_cube(text: str, path: str = "<cube>") -> Lut:
     size: int | None = None
     title = ""
@@ -98,7 +106,7 @@ def parse_cube(text: str, path: str = "<cube>") -> Lut:
                 domain_max = values
         elif keyword in ("LUT_3D_INPUT_RANGE", "LUT_1D_INPUT_RANGE"):
             raise PackError(path, line_no, f"{keyword} is not supported; use the 0..1 domain")
-        elif keyword[0].isdigit() or keyword[0] in "+-.":
+        elif _is_number(parts[0]):
             if size is None:
                 raise PackError(path, line_no, "table rows before LUT_3D_SIZE")
             if len(parts) != 3:
