@@ -94,7 +94,7 @@ def decode_request(src_w: int, src_h: int, scale: float) -> tuple[int, int]:
 
 def even(n: float) -> int:
     """Nearest even integer ≥ 2 (video encoders need even dimensions)."""
-    return max(2, int(round(n / 2)) * 2)
+    return max(2, round(n / 2) * 2)
 
 
 @dataclass(frozen=True)

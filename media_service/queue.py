@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Queue  # type: ignore[attr-defined]
 
 from media_service.errors import BrokerUnavailable
 
@@ -27,9 +27,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.broker_url.startswith("filesystem://"):
         folder = settings.broker_folder
         (folder / "queue").mkdir(parents=True, exist_ok=True)
-        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        for sub in ("processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
         transport_options = {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-                             "processed_folder": str(folder / "processed"), "store_processed": False}
+                             "processed_folder": str(folder / "processed"), "store_processed": False,
+                             "control_folder": str(folder / "control")}
     elif settings.broker_url.startswith(("redis://", "rediss://")):
         # An unacked task becomes visible again after this long; it must exceed the longest job.
         transport_options = {"visibility_timeout": settings.visibility_timeout, "socket_timeout": 5,
@@ -39,7 +41,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 5,
-        "task_queues": [Queue(IMAGE_QUEUE), Queue(VIDEO_QUEUE)],
+        "task_queues": [Queue(IMAGE_QUEUE), Queue(VIDEO_QUEUE)],  # type: ignore[no-untyped-call]
         "task_default_queue": IMAGE_QUEUE,
         "task_routes": {name: {"queue": QUEUE_FOR_KIND[kind]} for kind, name in TASK_FOR_KIND.items()},
         "task_acks_late": True,

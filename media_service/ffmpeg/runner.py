@@ -3,6 +3,7 @@ checked, stderr tail kept in the error."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,10 +25,8 @@ class ToolResult:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pillow_heif
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from media_service.errors import CorruptMedia, ImageTooLarge, UnsupportedMediaType
 from media_service.imaging.sniff import SNIFF_BYTES, sniff
@@ -76,7 +76,7 @@ def open_image(path: Path | BinaryIO) -> Image.Image:
             return Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge() from None
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise CorruptMedia("The file looks like an image but could not be read.") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise CorruptMedia(detail=str(exc)) from None

@@ -72,7 +72,7 @@ def dominant_color(img: Image.Image) -> str:
     small = thumbnail(img, 64)
     quantised = small.quantize(colors=5, method=Image.Quantize.MEDIANCUT)
     palette = quantised.getpalette() or []
-    counts = sorted(quantised.getcolors() or [], reverse=True)
-    index = counts[0][1] if counts else 0
+    counts: list[tuple[int, int]] = sorted(quantised.getcolors() or [], reverse=True)  # type: ignore[arg-type]
+    index = int(counts[0][1]) if counts else 0
     r, g, b = palette[index * 3: index * 3 + 3] or [0, 0, 0]
     return f"#{r:02x}{g:02x}{b:02x}"

@@ -6,7 +6,6 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -53,12 +52,14 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def stack(s3_endpoint: str, pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     redis.Redis.from_url(REDIS_URL).flushdb()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "test")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     logs = tmp_path_factory.mktemp("logs")
     bucket = f"notes-{secrets.token_hex(4)}"
     port = free_port()
     env = {
         **os.environ,
-        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
         "MEDIA_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "MEDIA_DATABASE_URL": pg_url,
         "MEDIA_BROKER_URL": REDIS_URL,

@@ -78,7 +78,7 @@ def display_p3_profile() -> bytes:
 
 
 def _s15(v: float) -> bytes:
-    return int(round(v * 65536)).to_bytes(4, "big", signed=True)
+    return round(v * 65536).to_bytes(4, "big", signed=True)
 
 
 def _xyz_tag(x: float, y: float, z: float) -> bytes:
@@ -94,7 +94,7 @@ def _curve_tag() -> bytes:
         b"curv"
         + b"\0" * 4
         + n.to_bytes(4, "big")
-        + b"".join(int(round(y * 65535)).to_bytes(2, "big") for y in ys)
+        + b"".join(round(float(y) * 65535).to_bytes(2, "big") for y in ys)
     )
 
 

@@ -60,7 +60,7 @@ def test_wrong_row_count_named() -> None:
 
 def test_non_unit_domain_refused() -> None:
     text = "LUT_3D_SIZE 2\nDOMAIN_MAX 2 2 2\n" + "0 0 0\n" * 8
-    with pytest.raises(PackError, match="0..1 domain"):
+    with pytest.raises(PackError, match=r"0\.\.1 domain"):
         parse_cube(text)
 
 

@@ -68,7 +68,7 @@ def test_ladder() -> None:
 
 def test_decode_request_keeps_enough_pixels() -> None:
     # 4000×3000 source, 2250-wide crop, 1080 output: the decoder must keep ≥ 1080 across the crop.
-    w, h = decode_request(4000, 3000, 1080 / 2250)
+    w, _ = decode_request(4000, 3000, 1080 / 2250)
     assert w * 2250 / 4000 >= 1080 - 1
     assert decode_request(800, 600, 1.5) == (800, 600)
 

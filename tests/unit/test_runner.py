@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,7 @@ def test_timeout_kills_the_whole_group() -> None:
     with pytest.raises(ToolTimeout):
         run_tool(["sh", "-c", "sleep 30 & echo $! > /tmp/runner-child.pid; wait"], timeout=1)
     assert time.monotonic() - started < 5
-    pid = int(open("/tmp/runner-child.pid").read())
+    pid = int(Path("/tmp/runner-child.pid").read_text())
     assert _gone_or_zombie(pid)
 
 

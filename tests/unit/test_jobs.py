@@ -1,0 +1,101 @@
+"""The ledger's state machine and one job run on embedded components (SQLite, local disk): attempts are
+capped, a stale or deleted attempt never publishes, and a failed run leaves no objects behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from media_service.db import Database, MediaRecord, MediaRepo, Status
+from media_service.jobs import JobContext, media_prefix, original_key, process_media
+from media_service.limits import DEFAULT_LIMITS
+from media_service.packs import load_registry
+from media_service.storage import LocalStorage
+from tests.support.media import quadrant_image, save_jpeg
+from tests.support.packs import write_look_pack, write_sticker_pack
+
+
+@pytest.fixture()
+def ctx(tmp_path: Path) -> JobContext:
+    db = Database(f"sqlite:///{tmp_path / 'media.db'}")
+    db.create_all()
+    storage = LocalStorage(tmp_path / "storage", public_base_url="http://x", signing_secret=b"s")
+    registry = load_registry([write_look_pack(tmp_path / "f")], [write_sticker_pack(tmp_path / "s")])
+    return JobContext(MediaRepo(db), storage, registry, DEFAULT_LIMITS, max_attempts=3, tmp_root=tmp_path)
+
+
+def add(ctx: JobContext, data: bytes, media_id: str = "m1", recipe: dict[str, object] | None = None) -> None:
+    stored = ctx.storage.put_stream(original_key(media_id), __import__("io").BytesIO(data), "image/jpeg")
+    ctx.repo.create(MediaRecord(id=media_id, owner="o", kind="image", status=Status.QUEUED.value, progress=0.0,
+                                recipe=recipe or {}, source={}, renditions=[], original_key=stored.key,
+                                original_bytes=stored.size, original_format="jpeg", attempts=0))
+
+
+def test_claim_is_capped(ctx: JobContext) -> None:
+    add(ctx, b"x")
+    attempts = [ctx.repo.claim("m1", 3) for _ in range(4)]
+    assert [c.reason for c in attempts] == ["claimed", "claimed", "claimed", "exhausted"]
+    assert [c.attempt for c in attempts[:3]] == [1, 2, 3]
+    assert ctx.repo.claim("nope", 3).reason == "gone"
+
+
+def test_stale_attempt_cannot_publish(ctx: JobContext) -> None:
+    add(ctx, b"x")
+    first = ctx.repo.claim("m1", 3)
+    second = ctx.repo.claim("m1", 3)  # redelivered while the first was still running
+    with pytest.raises(LookupError):
+        ctx.repo.publish("m1", first.attempt, version="v1-a", renditions=[], source={}, placeholder=None)
+    ctx.repo.publish("m1", second.attempt, version="v2-b", renditions=[], source={}, placeholder=None)
+    record = ctx.repo.get("m1")
+    assert record is not None and record.status == "ready" and record.version == "v2-b"
+    assert ctx.repo.claim("m1", 3).reason == "done"
+
+
+def test_process_publishes_a_complete_set(ctx: JobContext, tmp_path: Path) -> None:
+    add(ctx, save_jpeg(quadrant_image(1600, 1200), tmp_path / "p.jpg").read_bytes(),
+        recipe={"aspect": "1:1", "filter": {"id": "tlooks/warm"}})
+    assert process_media(ctx, "m1").status == "ready"
+    record = ctx.repo.get("m1")
+    assert record is not None and record.status == "ready" and record.progress == 1.0 and record.attempts == 1
+    keys = set(ctx.storage.list_keys(media_prefix("m1")))
+    assert keys == {original_key("m1")} | {r["key"] for r in record.renditions}
+    for r in record.renditions:
+        stat = ctx.storage.stat(r["key"])
+        assert stat is not None and stat.size == r["bytes"] and stat.sha256 == r["sha256"]
+    assert not list(tmp_path.glob("media-m1-*"))  # the job's temp dir is gone
+    assert process_media(ctx, "m1").status == "skipped"  # a duplicate delivery does nothing
+
+
+def test_corrupt_input_fails_and_leaves_nothing(ctx: JobContext, tmp_path: Path) -> None:
+    whole = save_jpeg(quadrant_image(800, 600), tmp_path / "p.jpg").read_bytes()
+    add(ctx, whole[:400])
+    outcome = process_media(ctx, "m1")
+    assert outcome.status == "failed" and outcome.error is not None and outcome.error.code == "corrupt_media"
+    record = ctx.repo.get("m1")
+    assert record is not None and record.status == "failed" and record.error_code == "corrupt_media"
+    assert ctx.storage.list_keys(media_prefix("m1")) == [original_key("m1")]
+    assert not list(tmp_path.glob("media-m1-*"))
+
+
+def test_deleted_while_processing_leaves_no_renditions(ctx: JobContext, tmp_path: Path) -> None:
+    add(ctx, save_jpeg(quadrant_image(800, 600), tmp_path / "p.jpg").read_bytes())
+    real_publish = ctx.repo.publish
+
+    def delete_then_publish(*args: object, **kwargs: object) -> str | None:
+        ctx.repo.delete("m1", "o")
+        return real_publish(*args, **kwargs)  # type: ignore[arg-type]
+
+    ctx.repo.publish = delete_then_publish  # type: ignore[method-assign]
+    assert process_media(ctx, "m1").status == "skipped"
+    assert [k for k in ctx.storage.list_keys(media_prefix("m1")) if k != original_key("m1")] == []
+
+
+def test_exhausted_record_is_failed(ctx: JobContext) -> None:
+    add(ctx, b"x")
+    for _ in range(3):
+        ctx.repo.claim("m1", 3)
+    outcome = process_media(ctx, "m1")
+    assert outcome.status == "failed"
+    record = ctx.repo.get("m1")
+    assert record is not None and record.error_code == "attempts_exhausted"
