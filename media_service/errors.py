@@ -148,6 +148,13 @@ class ToolTimeout(MediaError):
     default_message = "Processing took too long."
 
 
+class InternalError(MediaError):
+    code = "internal_error"
+    http_status = 500
+    retryable = True
+    default_message = "Something went wrong on our side."
+
+
 class AttemptsExhausted(MediaError):
     code = "attempts_exhausted"
     http_status = 500

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from media_service.db import MediaRepo
-from media_service.errors import AttemptsExhausted, MediaError
+from media_service.errors import AttemptsExhausted, InternalError, MediaError, ToolTimeout
 from media_service.limits import Limits
 from media_service.packs import PackRegistry
 from media_service.pipeline.image import ImageJob, run_image_pipeline
@@ -41,6 +41,9 @@ class JobContext:
     limits: Limits
     max_attempts: int
     tmp_root: Path | None = None
+    # The task runner's own time-limit exception (Celery's SoftTimeLimitExceeded), given as a value so that
+    # this module does not import Celery.
+    timeout_errors: tuple[type[BaseException], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,21 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
         ctx.repo.fail(media_id, err.code, err.message, attempt=attempt)
         log.warning("media %s failed: %s (%s)", media_id, err.code, err.detail or err.message)
         return Outcome("failed", err)
+    except ctx.timeout_errors:
+        _discard(ctx, stored_prefix)
+        timeout = ToolTimeout("Processing took longer than the time limit.")
+        ctx.repo.fail(media_id, timeout.code, timeout.message, attempt=attempt)
+        return Outcome("failed", timeout)
+    except Exception:
+        # A bug or an error nobody classified: retried up to the cap (it may be transient), then failed.
+        log.exception("media %s: unexpected error on attempt %d", media_id, attempt)
+        _discard(ctx, stored_prefix)
+        if attempt < ctx.max_attempts:
+            ctx.repo.requeue(media_id, attempt)
+            return Outcome("retry", InternalError())
+        internal = InternalError()
+        ctx.repo.fail(media_id, internal.code, internal.message, attempt=attempt)
+        return Outcome("failed", internal)
     except BaseException:
         _discard(ctx, stored_prefix)
         raise

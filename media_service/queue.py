@@ -19,7 +19,8 @@ IMAGE_QUEUE, VIDEO_QUEUE = "image", "video"
 TASK_FOR_KIND = {"image": "media.process_image", "video": "media.process_video"}
 QUEUE_FOR_KIND = {"image": IMAGE_QUEUE, "video": VIDEO_QUEUE}
 # (soft, hard) seconds; the soft limit raises inside the task so it can clean up and record the failure.
-TIME_LIMITS = {"media.process_image": (120, 150), "media.process_video": (900, 960)}
+# The photo pipeline checks its own budget (limits.image_job_seconds) between steps; these catch a step that hangs.
+TIME_LIMITS = {"media.process_image": (150, 180), "media.process_video": (900, 960)}
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

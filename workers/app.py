@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 
 from media_service.config import Settings, load_settings
@@ -35,7 +36,7 @@ def state() -> WorkerState:
                            public_base_url=settings.public_base_url, signing_secret=settings.signing_key)
     registry = load_registry(settings.filters_dirs, settings.stickers_dirs)
     return WorkerState(settings, JobContext(MediaRepo(db), storage, registry, settings.limits,
-                                            settings.max_attempts))
+                                            settings.max_attempts, timeout_errors=(SoftTimeLimitExceeded,)))
 
 
 @worker_process_init.connect

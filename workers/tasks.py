@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
 
-from media_service.errors import ToolTimeout
 from media_service.jobs import process_media
 from media_service.queue import TASK_FOR_KIND
 from workers.app import app, state
@@ -17,12 +15,7 @@ log = logging.getLogger("workers.tasks")
 
 def _run(task: Task, media_id: str) -> str:
     ctx = state().context
-    try:
-        outcome = process_media(ctx, media_id)
-    except SoftTimeLimitExceeded:
-        err = ToolTimeout("Processing took longer than the time limit.")
-        ctx.repo.fail(media_id, err.code, err.message)
-        return "failed"
+    outcome = process_media(ctx, media_id)
     if outcome.status == "retry":
         retries = task.request.retries
         raise task.retry(countdown=min(60, 2 ** retries * 2), max_retries=ctx.max_attempts)

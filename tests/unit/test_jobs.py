@@ -99,3 +99,33 @@ def test_exhausted_record_is_failed(ctx: JobContext) -> None:
     assert outcome.status == "failed"
     record = ctx.repo.get("m1")
     assert record is not None and record.error_code == "attempts_exhausted"
+
+
+def test_unexpected_error_is_retried_then_failed(ctx: JobContext, tmp_path: Path) -> None:
+    add(ctx, save_jpeg(quadrant_image(800, 600), tmp_path / "p.jpg").read_bytes())
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    ctx.storage.put_file = broken  # type: ignore[method-assign]
+    assert [process_media(ctx, "m1").status for _ in range(3)] == ["retry", "retry", "failed"]
+    record = ctx.repo.get("m1")
+    assert record is not None and record.status == "failed" and record.error_code == "internal_error"
+    assert record.attempts == 3
+
+
+class FakeTimeLimit(Exception):
+    pass
+
+
+def test_time_limit_fails_without_retry(ctx: JobContext, tmp_path: Path) -> None:
+    add(ctx, save_jpeg(quadrant_image(800, 600), tmp_path / "p.jpg").read_bytes())
+    ctx.timeout_errors = (FakeTimeLimit,)
+
+    def slow(*_args: object, **_kwargs: object) -> None:
+        raise FakeTimeLimit()
+
+    ctx.storage.put_file = slow  # type: ignore[method-assign]
+    assert process_media(ctx, "m1").status == "failed"
+    record = ctx.repo.get("m1")
+    assert record is not None and record.error_code == "tool_timeout"
