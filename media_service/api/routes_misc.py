@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from media_service.api.routes_media import Svc
 from media_service.errors import MediaError, NotFound
@@ -50,7 +50,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["health"])
-def readyz(request: Request, svc: Svc) -> Any:
+def readyz(svc: Svc) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, check in (("database", svc.db.check), ("storage", svc.storage.check),
                         ("broker", svc.queue.check)):
@@ -60,7 +60,5 @@ def readyz(request: Request, svc: Svc) -> Any:
         except MediaError as exc:
             checks[name] = exc.code
     ready = all(v == "ok" for v in checks.values())
-    from fastapi.responses import JSONResponse
-
     return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
                         status_code=200 if ready else 503)

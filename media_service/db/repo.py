@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, delete, event, select, text, update
@@ -45,8 +46,6 @@ class Database:
 
     def create_all(self) -> None:
         if self.url.startswith("sqlite:///"):
-            from pathlib import Path
-
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         Base.metadata.create_all(self.engine)
 
