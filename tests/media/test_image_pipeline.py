@@ -169,7 +169,11 @@ def test_other_formats(registry: PackRegistry, tmp_path: Path, fmt: str) -> None
         expected = (800, 600)
     job = render(src, registry, tmp_path)
     assert job.facts is not None and (job.facts.width, job.facts.height) == expected
-    assert opened(job, "w360.jpg").size[0] == 360
+    img = opened(job, "w360.jpg")
+    assert img.size[0] == 360
+    # Red stays top-left, or (the HEIC carries orientation 6) moves to the top-right.
+    r, g, b = mean_rgb(img, (300, 10, 350, 60) if fmt == "HEIF" else (10, 10, 60, 60))
+    assert r > 180 and g < 80 and b < 80
 
 
 def test_png_with_alpha_is_flattened_on_white(registry: PackRegistry, tmp_path: Path) -> None:
