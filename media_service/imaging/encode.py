@@ -7,8 +7,9 @@ from pathlib import Path
 
 from PIL import Image
 
-# WebP method 2 (of 0–6): measured in bench/photo_bench.py against the default (4).
-WEBP_QUALITY = 80
+# WebP q82 method 2 (of 0–6): measured with bench/photo_bench.py --webp-sweep against Pillow's default
+# (q80, method 4); see bench/README.md.
+WEBP_QUALITY = 82
 WEBP_METHOD = 2
 JPEG_QUALITY = 84
 
