@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import threading
+from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -16,7 +16,10 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def _cascade() -> cv2.CascadeClassifier:
+def _cascade() -> Any:
+    # Imported here: OpenCV adds ≈37 MB to every process, and most jobs never crop around faces.
+    import cv2
+
     path = str(cv2.data.haarcascades) + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
@@ -31,6 +34,8 @@ def find_faces(img: Image.Image) -> list[Box]:
     if scale < 1.0:
         small = small.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                              Image.Resampling.BILINEAR, reducing_gap=2.0)
+    import cv2
+
     gray = cv2.equalizeHist(np.asarray(small))
     min_side = max(24, round(min(small.size) * 0.06))
     with _lock:  # CascadeClassifier is not documented as thread-safe

@@ -64,6 +64,10 @@ def _floats(parts: list[str], path: str, line_no: int, what: str) -> list[float]
     return values
 
 
+# Rows start with a number, or with nan/inf (refused below, with their line); no keyword starts so.
+_ROW_START = frozenset("0123456789+-.nNiI")
+
+
 def _is_number(token: str) -> bool:
     try:
         float(token)
@@ -77,17 +81,26 @@ def parse_cube(text: str, path: str = "<cube>") -> Lut:
     title = ""
     domain_min = [0.0, 0.0, 0.0]
     domain_max = [1.0, 1.0, 1.0]
-    rows: list[list[float]] = []
+    tokens: list[str] = []  # the table's numbers, three per row, converted at once below
+    row_lines: list[int] = []
     for line_no, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
+        line = raw.split("#", 1)[0].strip() if "#" in raw else raw.strip()
         if not line:
             continue
         parts = line.split()
+        if parts[0][0] in _ROW_START:
+            if size is None:
+                raise PackError(path, line_no, "table rows before LUT_3D_SIZE")
+            if len(parts) != 3:
+                raise PackError(path, line_no, f"a table row has three numbers, this one has {len(parts)}")
+            tokens.extend(parts)
+            row_lines.append(line_no)
+            continue
         keyword = parts[0].upper()
         if keyword == "TITLE":
             title = line[5:].strip().strip('"')
         elif keyword == "LUT_3D_SIZE":
-            if rows:
+            if row_lines:
                 raise PackError(path, line_no, "LUT_3D_SIZE must come before the table rows")
             if len(parts) != 2 or not parts[1].isdigit():
                 raise PackError(path, line_no, "LUT_3D_SIZE takes one whole number")
@@ -106,20 +119,23 @@ def parse_cube(text: str, path: str = "<cube>") -> Lut:
                 domain_max = values
         elif keyword in ("LUT_3D_INPUT_RANGE", "LUT_1D_INPUT_RANGE"):
             raise PackError(path, line_no, f"{keyword} is not supported; use the 0..1 domain")
-        elif _is_number(parts[0]):
-            if size is None:
-                raise PackError(path, line_no, "table rows before LUT_3D_SIZE")
-            if len(parts) != 3:
-                raise PackError(path, line_no, f"a table row has three numbers, this one has {len(parts)}")
-            rows.append(_floats(parts, path, line_no, "table row"))
         else:
             raise PackError(path, line_no, f"unknown keyword {parts[0]!r}")
     if size is None:
         raise PackError(path, None, "missing LUT_3D_SIZE")
     if domain_min != [0.0, 0.0, 0.0] or domain_max != [1.0, 1.0, 1.0]:
         raise PackError(path, None, "only the 0..1 domain is supported (DOMAIN_MIN 0 0 0, DOMAIN_MAX 1 1 1)")
+    try:
+        values = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        bad = next(i for i, t in enumerate(tokens) if not _is_number(t))
+        raise PackError(path, row_lines[bad // 3], f"table row: expected numbers, got {tokens[bad]!r}") from None
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise PackError(path, row_lines[bad // 3], "table row: NaN or infinity is not allowed")
     expected = size**3
-    if len(rows) != expected:
-        raise PackError(path, None, f"LUT_3D_SIZE {size} needs {expected} rows, found {len(rows)}")
-    table = np.clip(np.asarray(rows, dtype=np.float32), 0.0, 1.0).reshape(size, size, size, 3)
+    if len(row_lines) != expected:
+        raise PackError(path, None, f"LUT_3D_SIZE {size} needs {expected} rows, found {len(row_lines)}")
+    table = np.clip(values, 0.0, 1.0).astype(np.float32).reshape(size, size, size, 3)
     return Lut(size, table, title)
