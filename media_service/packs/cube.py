@@ -126,16 +126,16 @@ def parse_cube(text: str, path: str = "<cube>") -> Lut:
     if domain_min != [0.0, 0.0, 0.0] or domain_max != [1.0, 1.0, 1.0]:
         raise PackError(path, None, "only the 0..1 domain is supported (DOMAIN_MIN 0 0 0, DOMAIN_MAX 1 1 1)")
     try:
-        values = np.array(tokens, dtype=np.float64)
+        numbers = np.array(tokens, dtype=np.float64)
     except ValueError:
         bad = next(i for i, t in enumerate(tokens) if not _is_number(t))
         raise PackError(path, row_lines[bad // 3], f"table row: expected numbers, got {tokens[bad]!r}") from None
-    finite = np.isfinite(values)
+    finite = np.isfinite(numbers)
     if not finite.all():
         bad = int(np.argmin(finite))
         raise PackError(path, row_lines[bad // 3], "table row: NaN or infinity is not allowed")
     expected = size**3
     if len(row_lines) != expected:
         raise PackError(path, None, f"LUT_3D_SIZE {size} needs {expected} rows, found {len(row_lines)}")
-    table = np.clip(values, 0.0, 1.0).astype(np.float32).reshape(size, size, size, 3)
+    table = np.clip(numbers, 0.0, 1.0).astype(np.float32).reshape(size, size, size, 3)
     return Lut(size, table, title)
