@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from dataclasses import dataclass
@@ -109,9 +110,10 @@ def orient(img: Image.Image) -> Image.Image:
     return out if out is not None else img
 
 
-def to_srgb(img: Image.Image) -> Image.Image:
-    """RGB in sRGB: converts from an embedded ICC profile (Display-P3, Adobe RGB, CMYK profiles…),
-    flattens alpha onto white and widens greyscale and 16-bit modes. The result carries no metadata."""
+def normalise_mode(img: Image.Image) -> Image.Image:
+    """Modes that resample well: 16-bit and float narrowed to 8-bit grey, palettes expanded, alpha
+    flattened onto white. RGB, L and CMYK stay as they are (with their ICC profile) for ``to_srgb``,
+    which runs after the resize, on far fewer pixels."""
     icc = img.info.get("icc_profile")
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         img = img.point(lambda v: v * (1 / 257)).convert("L")
@@ -119,22 +121,35 @@ def to_srgb(img: Image.Image) -> Image.Image:
         img = img.convert("L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        img = flat
+        img = Image.new("RGB", rgba.size, (255, 255, 255))
+        img.paste(rgba, mask=rgba.getchannel("A"))
+    elif img.mode not in ("RGB", "L", "CMYK"):
+        img = img.convert("RGB")
+    img.info = {"icc_profile": icc} if icc else {}
+    return img
+
+
+@functools.lru_cache(maxsize=16)
+def _transform_to_srgb(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """One lcms transform per distinct profile: iPhone photos all carry the same Display-P3 profile."""
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if mode == "RGB" and ImageCms.getProfileDescription(src).strip().lower().startswith("srgb"):
+            return None
+        return ImageCms.buildTransform(src, _SRGB, mode, "RGB", renderingIntent=ImageCms.Intent.PERCEPTUAL)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None  # a broken profile: the pixels are taken as sRGB
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """RGB in sRGB, converted from the embedded ICC profile (Display-P3, Adobe RGB, CMYK profiles…).
+    The result carries no metadata at all."""
+    icc = img.info.get("icc_profile")
+    out = img
     if icc and img.mode in ("RGB", "CMYK", "L"):
-        try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            if ImageCms.getProfileDescription(src).strip().lower().startswith("srgb") and img.mode == "RGB":
-                out = img
-            else:
-                converted = ImageCms.profileToProfile(img, src, _SRGB, outputMode="RGB",
-                                                      renderingIntent=ImageCms.Intent.PERCEPTUAL)
-                out = converted if converted is not None else img
-        except (ImageCms.PyCMSError, OSError):
-            out = img  # a broken profile: fall back to treating the pixels as sRGB
-    else:
-        out = img
+        transform = _transform_to_srgb(bytes(icc), img.mode)
+        if transform is not None:
+            out = ImageCms.applyTransform(img, transform) or img
     if out.mode != "RGB":
         out = out.convert("RGB")
     out.info = {}
