@@ -87,7 +87,7 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
     from media_service.pipeline.image import ImageJob, run_image_pipeline
     from media_service.recipe import check_ids, parse_recipe
 
-    registry = load_registry(settings.filters_dirs, settings.stickers_dirs)
+    registry = load_registry(settings.filters_dirs, settings.stickers_dirs, settings.music_dirs)
     recipe = parse_recipe(Path(args.recipe).read_text() if args.recipe else None)
     check_ids(recipe, registry)
     out = Path(args.out)
@@ -119,8 +119,8 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
         return out
 
     def packs() -> str:
-        reg = load_registry(settings.filters_dirs, settings.stickers_dirs)
-        return f"{len(reg.looks)} looks, {len(reg.stickers)} stickers"
+        reg = load_registry(settings.filters_dirs, settings.stickers_dirs, settings.music_dirs)
+        return f"{len(reg.looks)} looks, {len(reg.stickers)} stickers, {len(reg.tracks)} tracks"
 
     def database() -> str:
         db = Database(settings.database_url)

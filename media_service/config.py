@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     # Colon-separated in the environment, like PATH.
     filters_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [REPO_ROOT / "filters"])
     stickers_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [REPO_ROOT / "stickers"])
+    music_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [REPO_ROOT / "music"])
     max_attempts: int = Field(default=3, ge=1, le=20)
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     visibility_timeout: int = Field(default=3600, ge=60)
@@ -43,7 +44,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
-    @field_validator("filters_dirs", "stickers_dirs", mode="before")
+    @field_validator("filters_dirs", "stickers_dirs", "music_dirs", mode="before")
     @classmethod
     def _split_paths(cls, value: object) -> object:
         if isinstance(value, str):

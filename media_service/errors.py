@@ -78,6 +78,12 @@ class ImageTooLarge(MediaError):
     default_message = "The image has more pixels than the limit."
 
 
+class VideoTooLong(MediaError):
+    code = "video_too_long"
+    http_status = 422
+    default_message = "The video is longer than the limit; send a trim."
+
+
 class CorruptMedia(MediaError):
     code = "corrupt_media"
     http_status = 422

@@ -92,6 +92,11 @@ def decode_request(src_w: int, src_h: int, scale: float) -> tuple[int, int]:
     return max(1, math.ceil(src_w * scale)), max(1, math.ceil(src_h * scale))
 
 
+def even_floor(n: float) -> int:
+    """Largest even integer ≤ n, at least 2: even dimensions without ever scaling up."""
+    return max(2, int(n) // 2 * 2)
+
+
 def even(n: float) -> int:
     """Nearest even integer ≥ 2 (video encoders need even dimensions)."""
     return max(2, round(n / 2) * 2)

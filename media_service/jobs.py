@@ -10,7 +10,8 @@ import secrets
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from media_service.db import MediaRepo
 from media_service.errors import AttemptsExhausted, InternalError, MediaError, ToolTimeout
 from media_service.limits import Limits
 from media_service.packs import PackRegistry
-from media_service.pipeline.image import ImageJob, run_image_pipeline
+from media_service.pipeline.image import ImageJob, Rendition, run_image_pipeline
+from media_service.pipeline.video import VideoJob, run_video_pipeline
+from media_service.probe import probe_video
 from media_service.recipe import recipe_from_dict
 from media_service.storage import Storage
 
@@ -71,30 +74,27 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
     try:
         source = workdir / "source"
         ctx.storage.get_to_file(record.original_key, source)
-        out_dir = workdir / "out"
-        out_dir.mkdir()
         last = [0.0]
 
         def progress(fraction: float) -> None:
-            # Only the pipeline's main milestones are written; each write is a small UPDATE.
-            if fraction - last[0] >= 0.1 or fraction >= 1.0:
+            # Only milestones are written (every 5%); each write is a small UPDATE.
+            if fraction - last[0] >= 0.05 or fraction >= 1.0:
                 last[0] = fraction
                 ctx.repo.set_progress(media_id, attempt, 0.05 + 0.85 * fraction)
 
-        job = ImageJob(source=source, recipe=recipe_from_dict(record.recipe), registry=ctx.registry,
-                       workdir=out_dir, limits=ctx.limits, progress=progress,
-                       deadline=time.monotonic() + ctx.limits.image_job_seconds)
-        run_image_pipeline(job)
+        render = _render_video if record.kind == "video" else _render_image
+        rendered = render(ctx, record.recipe, source, workdir, progress)
         renditions: list[dict[str, Any]] = []
-        for r in job.renditions:
+        for r in rendered.renditions:
             key = f"{stored_prefix}{r.name}"
             stored = ctx.storage.put_file(key, r.path, r.content_type)
-            renditions.append({**r.public(), "key": key, "sha256": stored.sha256})
-        assert job.facts is not None
-        source_facts = {**job.facts.public(), "bytes": record.original_bytes}
+            renditions.append({**r.public(), **rendered.extra.get(r.name, {}), "key": key, "sha256": stored.sha256})
+        if rendered.hls_dir is not None:
+            renditions.append(_store_hls(ctx, rendered, f"{stored_prefix}hls/"))
+        source_facts = {**rendered.source, "bytes": record.original_bytes}
         try:
             previous = ctx.repo.publish(media_id, attempt, version=version, renditions=renditions,
-                                        source=source_facts, placeholder=job.placeholder)
+                                        source=source_facts, placeholder=rendered.placeholder)
         except LookupError:
             # Deleted meanwhile, or a newer attempt owns the record: this set must not linger.
             ctx.storage.delete_prefix(stored_prefix)
@@ -102,7 +102,7 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
         if previous:
             ctx.storage.delete_prefix(f"{media_prefix(media_id)}{previous}/")
         log.info("media %s ready in %.2fs (attempt %d, %s)", media_id, time.monotonic() - started, attempt,
-                 {k: round(v, 3) for k, v in job.timings.items()})
+                 {k: round(v, 3) for k, v in rendered.timings.items()})
         return Outcome("ready")
     except MediaError as err:
         _discard(ctx, stored_prefix)
@@ -132,6 +132,53 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class Rendered:
+    renditions: list[Rendition]
+    source: dict[str, Any]
+    placeholder: dict[str, str]
+    timings: dict[str, float]
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # per rendition name: duration, bitrate
+    hls_dir: Path | None = None
+    hls: dict[str, Any] = field(default_factory=dict)
+
+
+def _render_image(ctx: JobContext, recipe: dict[str, Any], source: Path, workdir: Path,
+                  progress: Callable[[float], None]) -> Rendered:
+    out_dir = workdir / "out"
+    out_dir.mkdir()
+    job = ImageJob(source=source, recipe=recipe_from_dict(recipe), registry=ctx.registry, workdir=out_dir,
+                   limits=ctx.limits, progress=progress, deadline=time.monotonic() + ctx.limits.image_job_seconds)
+    run_image_pipeline(job)
+    assert job.facts is not None
+    return Rendered(job.renditions, job.facts.public(), job.placeholder, job.timings)
+
+
+def _render_video(ctx: JobContext, recipe: dict[str, Any], source: Path, workdir: Path,
+                  progress: Callable[[float], None]) -> Rendered:
+    facts = probe_video(source)
+    job = VideoJob(source=source, facts=facts, recipe=recipe_from_dict(recipe), registry=ctx.registry,
+                   workdir=workdir, limits=ctx.limits, progress=progress)
+    run_video_pipeline(job)
+    return Rendered(job.renditions, facts.public(), job.placeholder, job.timings, extra=job.outputs_info,
+                    hls_dir=job.hls["dir"], hls=job.hls)
+
+
+def _store_hls(ctx: JobContext, rendered: Rendered, prefix: str) -> dict[str, Any]:
+    """Every playlist and segment under ``prefix``; the rendition points at the master playlist."""
+    assert rendered.hls_dir is not None
+    total = 0
+    for path in sorted(p for p in rendered.hls_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(rendered.hls_dir).as_posix()
+        content_type = ("application/vnd.apple.mpegurl" if path.suffix == ".m3u8"
+                        else "video/iso.segment" if path.suffix == ".m4s" else "video/mp4")
+        total += ctx.storage.put_file(f"{prefix}{rel}", path, content_type).size
+    top = rendered.hls["variants"][0]
+    return {"name": "hls", "content_type": "application/vnd.apple.mpegurl", "width": top["width"],
+            "height": top["height"], "bytes": total, "key": f"{prefix}{rendered.hls['master']}", "hls_prefix": prefix,
+            "variants": rendered.hls["variants"], "sha256": None}
 
 
 def _discard(ctx: JobContext, prefix: str) -> None:

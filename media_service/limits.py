@@ -14,6 +14,12 @@ class Limits:
     max_recipe_bytes: int = 16 * 1024
     max_sticker_pixels: int = 2048 * 2048
     image_job_seconds: int = 120
+    max_video_seconds: int = 60  # of the result; a longer source needs a trim
+    max_source_seconds: int = 3600  # of the upload itself
+    max_video_side: int = 4096
+    max_video_pixels: int = 4096 * 2304
+    max_video_fps: float = 120.0
+    video_job_seconds: int = 600
 
 
 DEFAULT_LIMITS = Limits()

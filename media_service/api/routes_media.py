@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+import posixpath
+import shutil
+import tempfile
+import time
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from media_service.api.auth import owner_for
@@ -21,10 +27,13 @@ from media_service.errors import (
     NotFound,
     UnsupportedMediaType,
 )
+from media_service.ffmpeg.playlist import rewrite_playlist
 from media_service.imaging.decode import open_image, read_facts
 from media_service.imaging.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
 from media_service.jobs import media_prefix, original_key
-from media_service.recipe import check_ids, parse_recipe
+from media_service.probe import check_video_caps, probe_video
+from media_service.recipe import Recipe, check_for_photo, check_ids, output_window, parse_recipe
+from media_service.storage.signing import validate_key
 
 log = logging.getLogger("media_service.api")
 router = APIRouter(prefix="/v1/media", tags=["media"])
@@ -68,7 +77,8 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
             raise InvalidRequest("'recipe' must be a text field holding JSON.", field="recipe")
         recipe = parse_recipe(raw_recipe)
         check_ids(recipe, svc.registry)
-        record = _accept(svc, owner, upload, recipe.model_dump(mode="json", exclude_none=True))
+        # Disk, ffprobe and storage work: off the event loop.
+        record = await run_in_threadpool(_accept, svc, owner, upload, recipe)
     finally:
         await form.close()
     try:
@@ -78,12 +88,13 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
         svc.repo.delete(record.id, owner)
         svc.storage.delete_prefix(media_prefix(record.id))
         raise
-    body = media_view(record, svc.storage, svc.settings.url_ttl_seconds)
+    body = media_view(record, svc.storage, svc.settings.url_ttl_seconds, svc.hls)
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/media/{record.id}"})
 
 
-def _accept(svc: Services, owner: str, upload: UploadFile, recipe: dict[str, Any]) -> MediaRecord:
-    """Sniff, check caps from the header, store the original, then commit the record."""
+def _accept(svc: Services, owner: str, upload: UploadFile, recipe: Recipe) -> MediaRecord:
+    """Sniff, check every cap from the header (or ffprobe), store the original, then commit the record."""
+    limits = svc.settings.limits
     stream = upload.file
     stream.seek(0)
     head = stream.read(SNIFF_BYTES)
@@ -92,18 +103,34 @@ def _accept(svc: Services, owner: str, upload: UploadFile, recipe: dict[str, Any
     sniffed = sniff(head)
     if sniffed is None:
         raise UnsupportedMediaType()
-    if sniffed.kind != "image":
-        raise UnsupportedMediaType("Video notes are not accepted yet; send a photo.")
     stream.seek(0)
-    with open_image(stream) as img:  # header only: nothing is decoded here
-        facts = read_facts(img, svc.settings.limits)
-    stream.seek(0)
-    media_id = uuid.uuid4().hex
-    stored = svc.storage.put_stream(original_key(media_id), stream, CONTENT_TYPES[sniffed.format])
+    with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
+        if sniffed.kind == "image":
+            check_for_photo(recipe)
+            with open_image(stream) as img:  # header only: nothing is decoded here
+                source = read_facts(img, limits).public()
+            stream.seek(0)
+        else:
+            # ffprobe reads a private copy on local disk, never the request stream.
+            local = Path(tmp) / "source"
+            with local.open("wb") as f:
+                shutil.copyfileobj(stream, f, 1 << 20)
+            video = probe_video(local, timeout=20)
+            check_video_caps(video, limits)
+            output_window(recipe, video.duration, limits.max_video_seconds)
+            source = video.public()
+            stream = local.open("rb")
+        media_id = uuid.uuid4().hex
+        try:
+            stored = svc.storage.put_stream(original_key(media_id), stream, CONTENT_TYPES[sniffed.format])
+        finally:
+            if stream is not upload.file:
+                stream.close()
     record = MediaRecord(
         id=media_id, owner=owner, kind=sniffed.kind, status=Status.QUEUED.value, progress=0.0,
-        recipe=recipe, source=facts.public() | {"bytes": stored.size}, renditions=[],
-        original_key=stored.key, original_bytes=stored.size, original_format=facts.format, attempts=0,
+        recipe=recipe.model_dump(mode="json", exclude_none=True), source=source | {"bytes": stored.size},
+        renditions=[], original_key=stored.key, original_bytes=stored.size, original_format=source["format"],
+        attempts=0,
     )
     try:
         return svc.repo.create(record)
@@ -117,7 +144,36 @@ def get_media(media_id: str, owner: Owner, svc: Svc) -> dict[str, Any]:
     record = svc.repo.get(media_id, owner)
     if record is None:
         raise NotFound()
-    return media_view(record, svc.storage, svc.settings.url_ttl_seconds)
+    return media_view(record, svc.storage, svc.settings.url_ttl_seconds, svc.hls)
+
+
+@router.get("/{media_id}/hls/{path:path}", include_in_schema=False)
+def hls_playlist(media_id: str, path: str, expires: int, sig: str, svc: Svc) -> Response:
+    """A playlist of the media's HLS tree with every URI signed; the token in the query is the permission."""
+    record = svc.repo.get(media_id)
+    if record is None or record.status != Status.READY or not record.version:
+        raise NotFound()
+    if not svc.hls.verify(media_id, record.version, expires, sig):
+        raise NotFound("The link is invalid or has expired.")
+    hls = next((r for r in record.renditions if r["name"] == "hls"), None)
+    if hls is None or not path.endswith(".m3u8") or ".." in path.split("/"):
+        raise NotFound()
+    try:
+        key = validate_key(hls["hls_prefix"] + path)
+    except ValueError:
+        raise NotFound() from None
+    text = b"".join(svc.storage.iter_bytes(key)).decode("utf-8")
+    base_dir = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+    ttl = max(1, expires - int(time.time()))
+
+    def sign_uri(uri: str) -> str:
+        target = posixpath.normpath(base_dir + uri)
+        if target.endswith(".m3u8"):
+            return svc.hls.url(media_id, record.version or "", target, expires)
+        return svc.storage.url(validate_key(hls["hls_prefix"] + target), expires_in=ttl)
+
+    body = rewrite_playlist(text, sign_uri)
+    return Response(body, media_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "private, max-age=60"})
 
 
 @router.delete("/{media_id}", status_code=204)

@@ -25,6 +25,11 @@ def list_stickers(svc: Svc) -> dict[str, Any]:
     return {"items": [s.public() for s in svc.registry.stickers.values()]}
 
 
+@router.get("/v1/music", tags=["packs"])
+def list_music(svc: Svc) -> dict[str, Any]:
+    return {"items": [t.public() for t in svc.registry.tracks.values()]}
+
+
 @router.get("/v1/files/{key:path}", tags=["files"], include_in_schema=False)
 def download(key: str, expires: int, sig: str, svc: Svc) -> StreamingResponse:
     """Serves local-storage objects behind an HMAC-signed, expiring URL (S3 uses presigned URLs)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from media_service.api.views import HlsSigner
 from media_service.config import Settings
 from media_service.db import Database, MediaRepo
 from media_service.packs import PackRegistry, load_registry
@@ -20,6 +21,7 @@ class Services:
     registry: PackRegistry
     queue: JobQueue
     key_owners: dict[str, str]
+    hls: HlsSigner
 
 
 def build_services(settings: Settings) -> Services:
@@ -27,6 +29,6 @@ def build_services(settings: Settings) -> Services:
     db.create_all()
     storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url,
                            public_base_url=settings.public_base_url, signing_secret=settings.signing_key)
-    registry = load_registry(settings.filters_dirs, settings.stickers_dirs)
+    registry = load_registry(settings.filters_dirs, settings.stickers_dirs, settings.music_dirs)
     return Services(settings, db, MediaRepo(db), storage, registry, JobQueue(make_celery(settings)),
-                    settings.key_owners)
+                    settings.key_owners, HlsSigner(settings.public_base_url, settings.signing_key))

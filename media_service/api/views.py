@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from media_service.db import MediaRecord, Status
 from media_service.storage import Storage
+from media_service.storage.signing import sign, verify
+
+PUBLIC_FIELDS = ("name", "content_type", "width", "height", "bytes", "duration", "bitrate")
 
 
-def media_view(record: MediaRecord, storage: Storage, ttl: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class HlsSigner:
+    """HLS playlists are served by the API (their segment URLs are signed when a player asks), so one
+    token covers a media's whole HLS tree at one version."""
+
+    public_base_url: str
+    secret: bytes
+
+    @staticmethod
+    def scope(media_id: str, version: str) -> str:
+        return f"hls/{media_id}/{version}"
+
+    def url(self, media_id: str, version: str, path: str, expires: int) -> str:
+        sig = sign(self.secret, self.scope(media_id, version), expires)
+        return f"{self.public_base_url.rstrip('/')}/v1/media/{media_id}/hls/{path}?expires={expires}&sig={sig}"
+
+    def verify(self, media_id: str, version: str, expires: int, sig: str) -> bool:
+        return verify(self.secret, self.scope(media_id, version), expires, sig)
+
+
+def media_view(record: MediaRecord, storage: Storage, ttl: int, hls: HlsSigner) -> dict[str, Any]:
     renditions = []
     if record.status == Status.READY:
+        expires = int(time.time()) + ttl
         for r in record.renditions:
-            public = {k: r[k] for k in ("name", "content_type", "width", "height", "bytes")}
-            public["url"] = storage.url(r["key"], expires_in=ttl, content_type=r["content_type"])
+            public = {k: r[k] for k in PUBLIC_FIELDS if k in r}
+            if r["name"] == "hls":
+                public["url"] = hls.url(record.id, record.version or "", "master.m3u8", expires)
+                public["variants"] = r.get("variants", [])
+            else:
+                public["url"] = storage.url(r["key"], expires_in=ttl, content_type=r["content_type"])
             renditions.append(public)
     error = ({"code": record.error_code, "message": record.error_message}
              if record.status == Status.FAILED else None)

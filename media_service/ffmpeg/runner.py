@@ -1,5 +1,5 @@
 """The one runner for every external tool: argv list, no stdin, timeout, own process group, exit code
-checked, stderr tail kept in the error."""
+checked, stderr tail kept in the error, progress lines streamed to a callback."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from media_service.errors import ToolFailed, ToolTimeout
+from media_service.errors import MediaError, ToolFailed, ToolTimeout
 
-STDERR_TAIL = 4000
+STDERR_TAIL = 6000
 
 
 @dataclass(frozen=True)
@@ -24,29 +27,85 @@ class ToolResult:
     stderr: str
 
 
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Kernel limits for the child (setrlimit): a hostile file cannot eat the machine."""
+
+    cpu_seconds: int | None = None
+    memory_bytes: int | None = None
+    file_bytes: int | None = None
+
+    def apply(self) -> None:
+        import resource
+
+        if self.cpu_seconds:
+            resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 5))
+        if self.memory_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
+        if self.file_bytes:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_bytes, self.file_bytes))
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None,
-             check: bool = True) -> ToolResult:
+Classifier = Callable[[int, str], MediaError]
+
+
+def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None, check: bool = True,
+             on_line: Callable[[str], None] | None = None, limits: ResourceLimits | None = None,
+             classify: Classifier | None = None) -> ToolResult:
+    """Run ``argv``. With ``on_line``, stdout is read line by line as it comes (ffmpeg's ``-progress
+    pipe:1``) and not kept. ``classify`` turns a failed exit into the right MediaError."""
     if not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError("argv must be a non-empty list of strings")
+    preexec = limits.apply if limits is not None else None
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
+                            stderr=subprocess.PIPE, cwd=cwd, start_new_session=True, preexec_fn=preexec)
+    stderr_tail: deque[bytes] = deque(maxlen=200)
+    stdout_chunks: list[bytes] = []
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            stderr_tail.append(line)
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if on_line is None:
+                stdout_chunks.append(line)
+            else:
+                with contextlib.suppress(Exception):  # a failing callback must not hang the pipe
+                    on_line(line.decode("utf-8", "replace").rstrip("\n"))
+
+    readers = [threading.Thread(target=read_stderr, daemon=True), threading.Thread(target=read_stdout, daemon=True)]
+    for t in readers:
+        t.start()
+    deadline = time.monotonic() + timeout
     try:
-        stdout, stderr_bytes = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
-        raise ToolTimeout(detail=f"{argv[0]} ran longer than {timeout:.0f}s") from None
+        while True:
+            try:
+                proc.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    _kill_group(proc)
+                    proc.wait()
+                    raise ToolTimeout(detail=f"{argv[0]} ran longer than {timeout:.0f}s") from None
     except BaseException:
         _kill_group(proc)
         proc.wait()
         raise
-    stderr = stderr_bytes.decode("utf-8", "replace")[-STDERR_TAIL:]
-    result = ToolResult(tuple(argv), proc.returncode, stdout, stderr)
+    finally:
+        for t in readers:
+            t.join(timeout=5)
+    stderr = b"".join(stderr_tail).decode("utf-8", "replace")[-STDERR_TAIL:]
+    result = ToolResult(tuple(argv), proc.returncode, b"".join(stdout_chunks), stderr)
     if check and proc.returncode != 0:
+        if classify is not None:
+            raise classify(proc.returncode, stderr)
         raise ToolFailed(detail=f"{argv[0]} exited {proc.returncode}: {stderr}")
     return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?
 PACK_KEYS = {"id", "version", "title", "author", "license", "description"}
 LOOK_KEYS = {"id", "title", "lut", "intensity", "tags"}
 STICKER_KEYS = {"id", "title", "file", "scale", "tags"}
+TRACK_KEYS = {"id", "title", "file", "artist", "license", "source", "loop", "tags"}
+KINDS = {"looks": (LOOK_KEYS, "lut"), "stickers": (STICKER_KEYS, "file"), "tracks": (TRACK_KEYS, "file")}
 
 
 @dataclass(frozen=True)
@@ -48,12 +50,13 @@ class RawItem:
     default: float  # intensity for looks, scale for stickers
     tags: tuple[str, ...]
     line: int | None
+    extra: dict[str, Any] = field(default_factory=dict)  # tracks: artist, license, source, loop
 
 
 @dataclass(frozen=True)
 class Manifest:
     pack: PackInfo
-    kind: str  # "looks" or "stickers"
+    kind: str  # "looks", "stickers" or "tracks"
     items: tuple[RawItem, ...]
     path: Path
 
@@ -136,7 +139,7 @@ def load_manifest(pack_dir: Path, expected_kind: str) -> Manifest:
         raise PackError(path, int(match.group(1)) if match else None, f"TOML syntax: {exc}") from None
     lines = _Lines(text)
 
-    unknown_top = set(data) - {"pack", "looks", "stickers"}
+    unknown_top = set(data) - {"pack", *KINDS}
     if unknown_top:
         name = sorted(unknown_top)[0]
         raise PackError(path, lines.of_key(name), f"unknown top-level key {name!r}")
@@ -144,9 +147,9 @@ def load_manifest(pack_dir: Path, expected_kind: str) -> Manifest:
     pack_line = lines.of_key("id")
     if not isinstance(pack, dict):
         raise PackError(path, None, "missing [pack] table")
-    extra = set(pack) - PACK_KEYS
-    if extra:
-        key = sorted(extra)[0]
+    unknown_pack_keys = set(pack) - PACK_KEYS
+    if unknown_pack_keys:
+        key = sorted(unknown_pack_keys)[0]
         raise PackError(path, lines.of_key(key), f"unknown key {key!r} in [pack]")
     pack_id = _str(pack, "id", "pack", path, pack_line)
     if not ID_RE.match(pack_id):
@@ -166,24 +169,23 @@ def load_manifest(pack_dir: Path, expected_kind: str) -> Manifest:
         root=pack_dir,
     )
 
-    other_kind = "stickers" if expected_kind == "looks" else "looks"
-    if other_kind in data:
-        raise PackError(path, lines.of_array_item(other_kind, 0),
-                        f"a {expected_kind} pack cannot hold [[{other_kind}]]")
+    for other_kind in KINDS:
+        if other_kind != expected_kind and other_kind in data:
+            raise PackError(path, lines.of_array_item(other_kind, 0),
+                            f"a {expected_kind} pack cannot hold [[{other_kind}]]")
     tables = data.get(expected_kind)
     if not isinstance(tables, list) or not tables:
         raise PackError(path, None, f"a {expected_kind} pack needs at least one [[{expected_kind}]] table")
 
-    allowed = LOOK_KEYS if expected_kind == "looks" else STICKER_KEYS
-    file_key = "lut" if expected_kind == "looks" else "file"
+    allowed, file_key = KINDS[expected_kind]
     items: list[RawItem] = []
     seen: dict[str, int | None] = {}
     for index, table in enumerate(tables):
         line = lines.of_array_item(expected_kind, index)
         where = f"{expected_kind}[{index}]"
-        extra = set(table) - allowed
-        if extra:
-            key = sorted(extra)[0]
+        unknown = set(table) - allowed
+        if unknown:
+            key = sorted(unknown)[0]
             raise PackError(path, lines.of_key(key, line), f"unknown key {key!r} in {where}")
         item_id = _str(table, "id", where, path, line)
         if not ID_RE.match(item_id):
@@ -194,10 +196,24 @@ def load_manifest(pack_dir: Path, expected_kind: str) -> Manifest:
         tags = table.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise PackError(path, line, f"{where}.tags must be a list of strings")
+        extra: dict[str, Any] = {}
         if expected_kind == "looks":
             default = _number(table, "intensity", where, 0.0, 1.0, path, line, default=1.0)
-        else:
+        elif expected_kind == "stickers":
             default = _number(table, "scale", where, 0.01, 1.0, path, line, default=0.25)
+        else:
+            default = 0.0
+            extra = {key: _str(table, key, where, path, lines.of_key(key, line) or line)
+                     for key in ("artist", "license", "source")}
+            loop = table.get("loop")
+            if loop is not None:
+                if not isinstance(loop, dict) or set(loop) != {"start", "end"}:
+                    raise PackError(path, lines.of_key("loop", line), f"{where}.loop must be {{ start = …, end = … }}")
+                start = _number(loop, "start", f"{where}.loop", 0.0, 3600.0, path, line)
+                end = _number(loop, "end", f"{where}.loop", 0.0, 3600.0, path, line)
+                if end - start < 1.0:
+                    raise PackError(path, lines.of_key("loop", line), f"{where}.loop must be at least 1 s long")
+                extra["loop"] = (start, end)
         items.append(RawItem(
             id=item_id,
             title=_title(table.get("title"), where, path, line),
@@ -205,5 +221,6 @@ def load_manifest(pack_dir: Path, expected_kind: str) -> Manifest:
             default=default,
             tags=tuple(tags),
             line=line,
+            extra=extra,
         ))
     return Manifest(info, expected_kind, tuple(items), manifest_path)

@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image, ImageFilter
 
-from media_service.errors import PackError
+from media_service.errors import MediaError, PackError
 from media_service.packs.cube import Lut, fold_intensity, load_cube
 from media_service.packs.manifest import Manifest, PackInfo, Title, load_manifest
 
@@ -48,6 +48,28 @@ class StickerItem:
                 "version": self.pack.version}
 
 
+@dataclass(frozen=True)
+class Track:
+    id: str
+    title: Title
+    artist: str
+    license: str
+    source: str
+    tags: tuple[str, ...]
+    pack: PackInfo
+    path: Path
+    duration: float
+    loop: tuple[float, float] | None
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title.as_dict(), "artist": self.artist, "license": self.license,
+                "duration": round(self.duration, 2), "tags": list(self.tags), "pack": self.pack.id,
+                "version": self.pack.version}
+
+
+MIN_TRACK_SECONDS, MAX_TRACK_SECONDS = 5.0, 600.0
+
+
 def _check_sticker(path: Path, manifest: str, line: int | None) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
@@ -69,6 +91,7 @@ def _check_sticker(path: Path, manifest: str, line: int | None) -> tuple[int, in
 class PackRegistry:
     looks: dict[str, Look]
     stickers: dict[str, StickerItem]
+    tracks: dict[str, Track] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _filters: dict[tuple[str, float], ImageFilter.Color3DLUT] = field(default_factory=dict, repr=False)
     _sticker_images: dict[str, Image.Image] = field(default_factory=dict, repr=False)
@@ -78,6 +101,9 @@ class PackRegistry:
 
     def has_sticker(self, item_id: str) -> bool:
         return item_id in self.stickers
+
+    def has_track(self, item_id: str) -> bool:
+        return item_id in self.tracks
 
     def look_lut(self, item_id: str, intensity: float | None) -> Lut:
         look = self.looks[item_id]
@@ -141,16 +167,43 @@ def _stickers(manifest: Manifest) -> dict[str, StickerItem]:
     return out
 
 
-def load_registry(filter_roots: Iterable[Path], sticker_roots: Iterable[Path]) -> PackRegistry:
+def _tracks(manifest: Manifest) -> dict[str, Track]:
+    from media_service.probe import probe_audio
+
+    out: dict[str, Track] = {}
+    for item in manifest.items:
+        where = str(manifest.path)
+        try:
+            facts = probe_audio(item.path, timeout=20)
+        except MediaError as exc:
+            raise PackError(where, item.line, f"{item.path.name}: not a readable audio file ({exc.message})") from None
+        if not MIN_TRACK_SECONDS <= facts.duration <= MAX_TRACK_SECONDS:
+            raise PackError(where, item.line, f"{item.path.name}: {facts.duration:.1f} s long; tracks are "
+                                              f"{MIN_TRACK_SECONDS:g}–{MAX_TRACK_SECONDS:g} s")
+        loop = item.extra.get("loop")
+        if loop is not None and loop[1] > facts.duration + 0.05:
+            raise PackError(where, item.line, f"{item.path.name}: loop ends at {loop[1]:g} s, after the track's "
+                                              f"end ({facts.duration:.2f} s)")
+        full_id = f"{manifest.pack.id}/{item.id}"
+        out[full_id] = Track(full_id, item.title, item.extra["artist"], item.extra["license"], item.extra["source"],
+                             item.tags, manifest.pack, item.path, facts.duration, loop)
+    return out
+
+
+def load_registry(filter_roots: Iterable[Path], sticker_roots: Iterable[Path],
+                  music_roots: Iterable[Path] = ()) -> PackRegistry:
     """Load and validate every pack under the given roots. The first broken pack raises PackError."""
     looks: dict[str, Look] = {}
     stickers: dict[str, StickerItem] = {}
-    for kind, roots, target in (("looks", filter_roots, looks), ("stickers", sticker_roots, stickers)):
+    tracks: dict[str, Track] = {}
+    loaders: dict[str, Any] = {"looks": _looks, "stickers": _stickers, "tracks": _tracks}
+    for kind, roots, target in (("looks", filter_roots, looks), ("stickers", sticker_roots, stickers),
+                                ("tracks", music_roots, tracks)):
         for pack_dir in _pack_dirs(roots):
             manifest = load_manifest(pack_dir, kind)
-            items: dict[str, Any] = _looks(manifest) if kind == "looks" else _stickers(manifest)
+            items: dict[str, Any] = loaders[kind](manifest)
             clash = set(items) & set(target)
             if clash:
                 raise PackError(str(manifest.path), None, f"pack id {manifest.pack.id!r} is defined twice")
             target.update(items)
-    return PackRegistry(looks, stickers)
+    return PackRegistry(looks, stickers, tracks)

@@ -15,7 +15,7 @@ from PIL import Image
 from media_service.api import create_app
 from media_service.config import Settings
 from tests.support.media import png_bomb, quadrant_image, save_jpeg
-from tests.support.packs import write_look_pack, write_sticker_pack
+from tests.support.packs import write_look_pack, write_music_pack, write_sticker_pack
 
 ALICE = {"Authorization": "Bearer alice-key"}
 BOB = {"Authorization": "Bearer bob-key"}
@@ -28,6 +28,7 @@ def settings(tmp_path: Path) -> Settings:
         api_keys="alice-key=alice,bob-key=bob",
         filters_dirs=[write_look_pack(tmp_path / "f")],
         stickers_dirs=[write_sticker_pack(tmp_path / "s")],
+        music_dirs=[write_music_pack(tmp_path / "m")],
         limits={"max_upload_bytes": 3_000_000},
     )
 
@@ -169,10 +170,11 @@ def test_missing_file_field(client: TestClient) -> None:
     assert r.status_code == 422 and r.json()["error"]["field"] == "file"
 
 
-def test_video_not_yet(client: TestClient) -> None:
+def test_mp4_header_without_a_movie_is_corrupt(client: TestClient, settings: Settings) -> None:
     head = (24).to_bytes(4, "big") + b"ftypisom" + b"\0\0\x02\0" + b"isomiso2" + b"\0" * 100
     r = client.post("/v1/media", headers=ALICE, files={"file": ("v.mp4", head)})
-    assert r.status_code == 415
+    assert r.status_code == 422 and r.json()["error"]["code"] == "corrupt_media"
+    assert stored_files(settings) == []
 
 
 def test_catalogue(client: TestClient) -> None:

@@ -1,0 +1,449 @@
+"""The video pipeline: steps add nodes to ONE ffmpeg graph, which runs once.
+
+One decode; crop, scale, look and stickers once at the top rung's size; a ``split`` to every rung, the
+poster and the preview; the audio mix and loudness in the same graph; each rung encoded once and written
+to its MP4 and its HLS variant at the same time (the tee muxer). The only other ffmpeg run is an
+audio-only loudness analysis of the same audio graph (no video is decoded there), so that the main pass
+can normalise linearly, as broadcast tools do, instead of guessing with a dynamic compressor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+from PIL import Image
+
+from media_service import geometry
+from media_service.errors import CorruptMedia, MediaError
+from media_service.ffmpeg.classify import classify
+from media_service.ffmpeg.hls import Variant, avc_codec_from_mp4, master_playlist, segment_stats
+from media_service.ffmpeg.runner import ResourceLimits, run_tool
+from media_service.ffmpeg.safety import AUDIO_DEMUXERS, input_options
+from media_service.imaging.encode import encode_jpeg, encode_webp
+from media_service.imaging.overlay import PlacedSticker, render_sticker
+from media_service.imaging.placeholder import blurhash, dominant_color
+from media_service.limits import DEFAULT_LIMITS, Limits
+from media_service.packs import PackRegistry
+from media_service.pipeline.image import Rendition
+from media_service.probe import VideoFacts
+from media_service.recipe import Recipe, output_window
+
+RUNGS: tuple[int, ...] = (1080, 720, 480)  # the short side
+MAX_FPS = 30.0
+GOP_SECONDS = 2
+LOUDNESS_TARGET = -14.0
+TRUE_PEAK_TARGET = -1.5  # AAC encoding adds a little overshoot; −1.5 keeps the result ≤ −1 dBTP
+LRA_TARGET = 11.0
+PREVIEW_SECONDS = 3.0
+PREVIEW_FPS = 12
+PREVIEW_SHORT_SIDE = 360
+X264_PRESET = "veryfast"
+# (CRF, maxrate kb/s) per short side: CRF for quality, capped so a noisy clip cannot explode the size.
+RATE_CONTROL = {1080: (23, 5000), 720: (23, 2800), 480: (24, 1400)}
+AUDIO_BITRATE = "128k"
+
+
+@dataclass(frozen=True)
+class Rung:
+    short: int
+    width: int
+    height: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.short}p"
+
+
+def video_ladder(width: int, height: int, rungs: tuple[int, ...] = RUNGS) -> list[Rung]:
+    """Rungs by the short side, never upscaled; a source whose short side is between rungs is also
+    served at its own size (as photos are). Dimensions are even, as H.264 4:2:0 needs."""
+    short, long_ = min(width, height), max(width, height)
+    out: list[Rung] = []
+    for target in geometry.ladder(geometry.even_floor(short), rungs):
+        s = geometry.even_floor(target)
+        lng = min(geometry.even(long_ * s / short), geometry.even_floor(long_))
+        w, h = (s, lng) if width <= height else (lng, s)
+        out.append(Rung(s, w, h))
+    return out
+
+
+def output_fps(facts: VideoFacts) -> float:
+    fps = facts.fps if 1.0 <= facts.fps <= 240.0 else 30.0
+    while fps > MAX_FPS + 0.5:
+        fps /= 2  # 60 → 30, 120 → 30: whole-frame decimation, no judder
+    return round(fps, 3)
+
+
+@dataclass
+class VideoJob:
+    source: Path
+    facts: VideoFacts
+    recipe: Recipe
+    registry: PackRegistry
+    workdir: Path
+    limits: Limits = DEFAULT_LIMITS
+    progress: Callable[[float], None] = lambda _fraction: None
+    x264_preset: str = X264_PRESET
+    threads: int = 0  # 0: ffmpeg decides
+
+    # Planned by the steps.
+    start: float = 0.0
+    duration: float = 0.0
+    fps: float = 30.0
+    crop: geometry.Box | None = None
+    top: tuple[int, int] = (0, 0)
+    rungs: list[Rung] = field(default_factory=list)
+    inputs: list[Any] = field(default_factory=list)
+    video: Any = None  # the graph's video node at the top rung's size, edited
+    rgb: bool = False  # whether ``video`` is in planar RGB (after a look or stickers)
+    audio: Any = None
+    audio_chain: Callable[[Any], Any] | None = None
+    loudness: dict[str, float] | None = None
+    argv: list[str] = field(default_factory=list)
+
+    # Results.
+    renditions: list[Rendition] = field(default_factory=list)
+    hls: dict[str, Any] = field(default_factory=dict)
+    placeholder: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    outputs_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def cover_time(self) -> float:
+        t = self.recipe.cover.time if self.recipe.cover else 0.0
+        return min(t, max(0.0, self.duration - 1.0 / self.fps))
+
+
+# --- planning steps: each adds to the graph -------------------------------------------------------
+
+
+def plan_window(job: VideoJob) -> None:
+    job.start, job.duration = output_window(job.recipe, job.facts.duration, job.limits.max_video_seconds)
+    job.fps = output_fps(job.facts)
+
+
+def plan_source(job: VideoJob) -> None:
+    src = ffmpeg.input("source", ss=f"{job.start:.3f}", t=f"{job.duration:.3f}", **input_options())
+    job.inputs.append(src)
+    v = src.video
+    f = job.facts
+    if f.hdr:
+        # PQ/HLG to SDR BT.709: linear light, BT.709 primaries, Hable curve; otherwise it looks washed out.
+        v = (v.filter("zscale", t="linear", npl=100).filter("format", "gbrpf32le").filter("zscale", p="bt709")
+             .filter("tonemap", tonemap="hable", desat=0).filter("zscale", t="bt709", m="bt709", r="tv")
+             .filter("format", "yuv420p"))
+    # Constant frame rate from here on: VFR phone video is resampled by timestamps, so audio stays in sync.
+    v = v.filter("fps", fps=job.fps, round="near")
+    job.video = v
+
+
+def plan_crop(job: VideoJob) -> None:
+    f = job.facts
+    job.crop = geometry.aspect_crop(f.width, f.height, job.recipe.aspect.ratio())
+    if (job.crop.width, job.crop.height) != (f.width, f.height):
+        job.video = job.video.filter("crop", job.crop.width, job.crop.height, job.crop.left, job.crop.top)
+    job.rungs = video_ladder(job.crop.width, job.crop.height)
+    top = job.rungs[0]
+    job.top = (top.width, top.height)
+
+
+def _source_matrix(f: VideoFacts) -> str:
+    if f.hdr:
+        return "bt709"  # tone mapping above already wrote BT.709
+    return "bt601" if f.color_space in ("smpte170m", "bt470bg") else "bt709"
+
+
+def plan_top_scale(job: VideoJob) -> None:
+    w, h = job.top
+    editing = job.recipe.filter is not None or bool(job.recipe.stickers)
+    f = job.facts
+    if editing:
+        # The look is defined in RGB: convert with the source's real matrix and range, or the same look
+        # renders two different colours on a photo and on a video.
+        job.video = job.video.filter("scale", w, h, flags="lanczos", in_color_matrix=_source_matrix(f),
+                                     in_range="pc" if f.color_range == "pc" else "tv").filter("format", "gbrpf32le")
+        job.rgb = True
+    else:
+        job.video = job.video.filter("scale", w, h, flags="lanczos")
+
+
+def plan_look(job: VideoJob) -> None:
+    spec = job.recipe.filter
+    if spec is None:
+        return
+    lut = job.registry.look_lut(spec.id, spec.intensity)
+    path = job.workdir / "look.cube"
+    rows = "\n".join(f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in lut.table.reshape(-1, 3))
+    path.write_text(f"LUT_3D_SIZE {lut.size}\n{rows}\n")
+    # Tetrahedral takes lut3d's SIMD path on planar float (≈3× faster than trilinear here); on a smooth
+    # 33³ table it differs from Pillow's trilinear by far less than the ΔE the parity test allows.
+    job.video = job.video.filter("lut3d", file="look.cube", interp="tetrahedral")
+
+
+def plan_stickers(job: VideoJob) -> None:
+    if not job.recipe.stickers:
+        if job.rgb:
+            job.video = job.video.filter("format", "gbrp")
+        return
+    job.video = job.video.filter("format", "gbrp")
+    w, h = job.top
+    for i, s in enumerate(job.recipe.stickers):
+        placed = PlacedSticker(job.registry.sticker_image(s.id), s.x, s.y,
+                               s.scale if s.scale is not None else job.registry.stickers[s.id].scale,
+                               s.rotation, s.opacity)
+        # The same code as photos scales, turns and fades the sticker, at the frame's real size.
+        art, (left, top) = render_sticker(placed, w, h)
+        name = f"sticker{i}.png"
+        art.save(job.workdir / name, "PNG", compress_level=1)
+        sticker_input = ffmpeg.input(name, **input_options("png_pipe,image2"))
+        job.inputs.append(sticker_input)
+        options: dict[str, Any] = {"x": left, "y": top, "format": "gbrp", "eof_action": "repeat"}
+        if s.start is not None or s.end is not None:
+            start = s.start or 0.0
+            end = s.end if s.end is not None else job.duration + 1
+            options["enable"] = f"between(t,{start:.3f},{end:.3f})"
+        job.video = ffmpeg.overlay(job.video, sticker_input, **options)
+
+
+def _audio_graph(job: VideoJob, src: Any) -> Any:
+    """The mix as a function of the source input node, so the analysis pass builds the same graph."""
+    f, music = job.facts, job.recipe.music
+    fmt = {"sample_fmts": "fltp", "channel_layouts": "stereo"}
+    original = None
+    if f.has_audio and (music is None or music.original_volume > 0):
+        original = src.audio.filter("aresample", 48000).filter("aformat", **fmt)
+        if music is not None and music.original_volume != 1.0:
+            original = original.filter("volume", music.original_volume)
+    if music is None:
+        mixed = original
+    else:
+        track = job.registry.tracks[music.id]
+        name = "music" + track.path.suffix.lower()
+        if not (job.workdir / name).exists():
+            os.symlink(track.path, job.workdir / name)
+        m_in = ffmpeg.input(name, stream_loop=-1, ss=f"{music.offset % max(track.duration, 1):.3f}",
+                            **input_options(AUDIO_DEMUXERS))
+        m = (m_in.audio.filter("atrim", duration=f"{job.duration:.3f}").filter("asetpts", "N/SR/TB")
+             .filter("aresample", 48000).filter("aformat", **fmt).filter("volume", music.volume))
+        if music.fade_in > 0:
+            m = m.filter("afade", t="in", st=0, d=min(music.fade_in, job.duration))
+        if music.fade_out > 0:
+            fade = min(music.fade_out, job.duration)
+            m = m.filter("afade", t="out", st=f"{job.duration - fade:.3f}", d=fade)
+        if original is not None and music.duck:
+            # Ducking: the music is compressed whenever the original's speech band is loud.
+            parts = original.asplit()
+            original = parts[0]
+            voice = parts[1].filter("highpass", f=200).filter("lowpass", f=3400)
+            m = ffmpeg.filter([m, voice], "sidechaincompress", threshold=0.015, ratio=8, attack=15, release=350,
+                              knee=2)
+        mixed = m if original is None else ffmpeg.filter([original, m], "amix", inputs=2, duration="first",
+                                                         dropout_transition=0, normalize=0)
+    if mixed is None:
+        return None
+    # Exactly the video's length: padded if the source's audio ends early, cut if it runs on.
+    return mixed.filter("apad").filter("atrim", duration=f"{job.duration:.3f}").filter("asetpts", "N/SR/TB")
+
+
+def analyse_loudness(job: VideoJob) -> None:
+    """Audio-only pass over the same mix: integrated loudness, range, true peak and threshold."""
+    src = ffmpeg.input("source", ss=f"{job.start:.3f}", t=f"{job.duration:.3f}", **input_options())
+    mixed = _audio_graph(job, src)
+    if mixed is None:
+        return
+    node = mixed.filter("loudnorm", I=LOUDNESS_TARGET, TP=TRUE_PEAK_TARGET, LRA=LRA_TARGET, print_format="json")
+    argv = ffmpeg.output(node, "-", format="null").global_args("-nostdin", "-hide_banner", "-nostats").compile()
+    result = run_tool(argv, timeout=job.limits.video_job_seconds, cwd=job.workdir, classify=classify,
+                      limits=_rlimits(job))
+    match = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", result.stderr)
+    if not match:
+        raise CorruptMedia(detail="loudnorm printed no measurement")
+    measured = json.loads(match.group(0))
+    job.loudness = {k: float(v) for k, v in measured.items() if k.startswith("input_") or k == "target_offset"}
+
+
+def plan_audio(job: VideoJob) -> None:
+    mixed = _audio_graph(job, job.inputs[0])
+    if mixed is None:
+        job.audio = None
+        return
+    loud = job.loudness or {}
+    measured_i = loud.get("input_i", float("-inf"))
+    if measured_i > -60:  # near-silence is left alone: normalising it would only lift the noise floor
+        mixed = mixed.filter("loudnorm", I=LOUDNESS_TARGET, TP=TRUE_PEAK_TARGET, LRA=LRA_TARGET,
+                             measured_I=f"{measured_i:.2f}", measured_TP=f"{loud['input_tp']:.2f}",
+                             measured_LRA=f"{loud['input_lra']:.2f}", measured_thresh=f"{loud['input_thresh']:.2f}",
+                             offset=f"{loud.get('target_offset', 0.0):.2f}", linear="true")
+    # loudnorm works at 192 kHz inside; phones want 48 kHz.
+    job.audio = mixed.filter("aresample", 48000).filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+
+
+def _to_yuv(node: Any, rgb: bool, width: int, height: int, size: tuple[int, int]) -> Any:
+    if (width, height) != size:
+        node = node.filter("scale", width, height, flags="lanczos", out_color_matrix="bt709", out_range="tv")
+    elif rgb:
+        node = node.filter("scale", out_color_matrix="bt709", out_range="tv")
+    return node.filter("format", "yuv420p")
+
+
+def _to_rgb(node: Any, rgb: bool) -> Any:
+    if not rgb:
+        node = node.filter("scale", in_color_matrix="bt709", in_range="tv")
+    return node.filter("format", "rgb24")
+
+
+def plan_outputs(job: VideoJob) -> None:
+    branches = 2 + len(job.rungs)
+    split = job.video.split()
+    video_branches = [split[i] for i in range(branches)]
+    audio_branches: list[Any] = []
+    if job.audio is not None:
+        asplit = job.audio.asplit()
+        audio_branches = [asplit[i] for i in range(len(job.rungs))]
+    gop = max(1, round(job.fps * GOP_SECONDS))
+    outputs = []
+    for i, rung in enumerate(job.rungs):
+        v = _to_yuv(video_branches[i], job.rgb, rung.width, rung.height, job.top)
+        crf, maxrate = RATE_CONTROL.get(rung.short, (23, 5000 * rung.short // 1080))
+        hls_dir = job.workdir / "hls" / rung.name
+        hls_dir.mkdir(parents=True, exist_ok=True)
+        mp4 = f"{rung.name}.mp4"
+        tee = (f"[f=mp4:movflags=+faststart]{mp4}|"
+               f"[f=hls:hls_time={GOP_SECONDS}:hls_playlist_type=vod:hls_segment_type=fmp4:"
+               f"hls_flags=independent_segments:hls_fmp4_init_filename=init.mp4:"
+               f"hls_segment_filename=hls/{rung.name}/seg_%03d.m4s]hls/{rung.name}/index.m3u8")
+        options: dict[str, Any] = {
+            "format": "tee", "c:v": "libx264", "preset": job.x264_preset, "profile:v": "high", "crf": crf,
+            "maxrate": f"{maxrate}k", "bufsize": f"{maxrate * 2}k", "g": gop, "keyint_min": gop,
+            "sc_threshold": 0, "force_key_frames": f"expr:gte(t,n_forced*{GOP_SECONDS})",
+            "pix_fmt": "yuv420p", "colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709",
+            "color_range": "tv", "map_metadata": -1, "map_chapters": -1, "fflags": "+bitexact",
+            "flags:v": "+bitexact", "fps_mode": "cfr",
+        }
+        streams = [v]
+        if audio_branches:
+            streams.append(audio_branches[i])
+            options |= {"c:a": "aac", "b:a": AUDIO_BITRATE, "ar": 48000, "ac": 2, "flags:a": "+bitexact"}
+        outputs.append(ffmpeg.output(*streams, tee, **options))
+    # The poster: the edited frame at the cover time, losslessly; Pillow encodes it like a photo.
+    cover = job.cover_time
+    poster = (_to_rgb(video_branches[-2], job.rgb).filter("trim", start=f"{cover:.3f}")
+              .filter("setpts", "PTS-STARTPTS"))
+    outputs.append(ffmpeg.output(poster, "poster.png", frames=1, update=1, map_metadata=-1))
+    # The feed preview: 3 s of animated WebP from the cover time on (or the last 3 s).
+    p_start = max(0.0, min(cover, job.duration - PREVIEW_SECONDS))
+    pw, ph = (video_ladder(*job.top, rungs=(PREVIEW_SHORT_SIDE,))[0].width,
+              video_ladder(*job.top, rungs=(PREVIEW_SHORT_SIDE,))[0].height)
+    preview = (_to_rgb(video_branches[-1], job.rgb).filter("trim", start=f"{p_start:.3f}", duration=PREVIEW_SECONDS)
+               .filter("setpts", "PTS-STARTPTS").filter("fps", fps=PREVIEW_FPS)
+               .filter("scale", pw, ph, flags="bicubic"))
+    outputs.append(ffmpeg.output(preview, "preview.webp", **{"c:v": "libwebp_anim", "loop": 0, "quality": 60,
+                                                              "lossless": 0, "compression_level": 3,
+                                                              "map_metadata": -1}))
+    node = ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-hide_banner", "-nostats", "-y",
+                                                      "-progress", "pipe:1", "-threads", str(job.threads))
+    job.argv = node.compile()
+
+
+PLAN_STEPS: list[Callable[[VideoJob], None]] = [plan_window, plan_source, plan_crop, plan_top_scale, plan_look,
+                                                plan_stickers, analyse_loudness, plan_audio, plan_outputs]
+
+
+def _rlimits(job: VideoJob) -> ResourceLimits:
+    return ResourceLimits(cpu_seconds=job.limits.video_job_seconds * 4, memory_bytes=8 << 30, file_bytes=4 << 30)
+
+
+def encode(job: VideoJob) -> None:
+    total_us = job.duration * 1_000_000
+    last = [0.0, 0.0]
+
+    def on_line(line: str) -> None:
+        if line.startswith("out_time_us=") and line[12:].lstrip("-").isdigit():
+            fraction = min(1.0, max(0.0, int(line[12:]) / total_us))
+            now = time.monotonic()
+            if fraction - last[0] >= 0.02 and now - last[1] >= 0.5:
+                last[0], last[1] = fraction, now
+                job.progress(fraction)
+
+    run_tool(job.argv, timeout=job.limits.video_job_seconds, cwd=job.workdir, on_line=on_line, classify=classify,
+             limits=_rlimits(job))
+
+
+def _probe_output(path: Path) -> dict[str, Any]:
+    from media_service.probe import ffprobe_json
+
+    data = ffprobe_json(path, demuxers="mov,mp4,m4a,3gp,3g2,mj2")
+    fmt = data.get("format", {})
+    return {"duration": round(float(fmt.get("duration", 0.0)), 3), "bitrate": int(fmt.get("bit_rate", 0) or 0)}
+
+
+def collect(job: VideoJob) -> None:
+    """Turn ffmpeg's files into renditions: MP4s, the HLS tree with its master playlist, poster, preview."""
+    variants = []
+    for rung in job.rungs:
+        path = job.workdir / f"{rung.name}.mp4"
+        if not path.exists():
+            raise MediaError(detail=f"ffmpeg wrote no {path.name}")
+        info = _probe_output(path)
+        job.renditions.append(Rendition(f"{rung.name}.mp4", path, "video/mp4", rung.width, rung.height,
+                                        path.stat().st_size))
+        job.outputs_info[f"{rung.name}.mp4"] = info
+        playlist = job.workdir / "hls" / rung.name / "index.m3u8"
+        peak, average = segment_stats(playlist)
+        codec = avc_codec_from_mp4(job.workdir / "hls" / rung.name / "init.mp4")
+        variants.append((Variant(f"{rung.name}/index.m3u8", rung.width, rung.height, job.fps, codec,
+                                 "mp4a.40.2" if job.audio is not None else None), peak, average))
+    master = job.workdir / "hls" / "master.m3u8"
+    master.write_text(master_playlist(variants))
+    job.hls = {"dir": job.workdir / "hls", "master": "master.m3u8",
+               "variants": [{"name": v.playlist, "width": v.width, "height": v.height, "bandwidth": peak}
+                            for v, peak, _ in variants]}
+    poster_png = job.workdir / "poster.png"
+    if not poster_png.exists():
+        raise MediaError(detail="ffmpeg wrote no poster")
+    with Image.open(poster_png) as img:
+        frame = img.convert("RGB")
+    frame.info = {}
+    for encoded, name in ((encode_webp(frame, job.workdir / "poster.webp"), "poster.webp"),
+                          (encode_jpeg(frame, job.workdir / "poster.jpg"), "poster.jpg")):
+        job.renditions.append(Rendition(name, encoded.path, encoded.content_type, encoded.width, encoded.height,
+                                        encoded.bytes))
+    preview = job.workdir / "preview.webp"
+    with Image.open(preview) as img:
+        pw, ph = img.size
+    job.renditions.append(Rendition("preview.webp", preview, "image/webp", pw, ph, preview.stat().st_size))
+    small = frame.copy()
+    small.thumbnail((256, 256))
+    job.placeholder = {"blurhash": blurhash(small), "dominant_color": dominant_color(small)}
+
+
+def run_video_pipeline(job: VideoJob) -> VideoJob:
+    started = time.perf_counter()
+    for step in PLAN_STEPS:
+        t = time.perf_counter()
+        step(job)
+        job.timings[step.__name__] = time.perf_counter() - t
+    t = time.perf_counter()
+    encode(job)
+    job.timings["encode"] = time.perf_counter() - t
+    t = time.perf_counter()
+    collect(job)
+    job.timings["collect"] = time.perf_counter() - t
+    job.timings["total"] = time.perf_counter() - started
+    return job
+
+
+def prepare_workdir(source: Path, workdir: Path) -> None:
+    """ffmpeg runs in the job's private directory and opens only names inside it."""
+    target = workdir / "source"
+    if source.resolve() != target.resolve():
+        shutil.copyfile(source, target)
