@@ -34,7 +34,7 @@ def state() -> WorkerState:
     db = Database(settings.database_url)
     storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url,
                            public_base_url=settings.public_base_url, signing_secret=settings.signing_key)
-    registry = load_registry(settings.filters_dirs, settings.stickers_dirs)
+    registry = load_registry(settings.filters_dirs, settings.stickers_dirs, settings.music_dirs)
     return WorkerState(settings, JobContext(MediaRepo(db), storage, registry, settings.limits,
                                             settings.max_attempts, timeout_errors=(SoftTimeLimitExceeded,)))
 
