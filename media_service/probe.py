@@ -34,6 +34,7 @@ class VideoFacts:
     height: int
     rotation: int  # degrees, as ffprobe reports the display matrix
     fps: float  # average
+    nominal_fps: float  # the stream's base rate (r_frame_rate)
     vfr: bool
     video_codec: str
     pix_fmt: str
@@ -134,7 +135,7 @@ def probe_video(path: Path, timeout: float = 30) -> VideoFacts:
     container = "webm" if "webm" in fmt.get("format_name", "") or "matroska" in fmt.get("format_name", "") \
         else ("mov" if fmt.get("tags", {}).get("major_brand", "").strip() == "qt" else "mp4")
     return VideoFacts(
-        container=container, duration=duration, width=w, height=h, rotation=rotation, fps=fps,
+        container=container, duration=duration, width=w, height=h, rotation=rotation, fps=fps, nominal_fps=nominal,
         vfr=bool(avg and nominal and abs(avg - nominal) > 0.5),
         video_codec=codec, pix_fmt=v.get("pix_fmt", ""), bit_depth=_bit_depth(v),
         color_transfer=v.get("color_transfer"), color_primaries=v.get("color_primaries"),

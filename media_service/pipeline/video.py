@@ -77,7 +77,12 @@ def video_ladder(width: int, height: int, rungs: tuple[int, ...] = RUNGS) -> lis
 
 
 def output_fps(facts: VideoFacts) -> float:
-    fps = facts.fps if 1.0 <= facts.fps <= 240.0 else 30.0
+    """The constant output rate: the source's own (its nominal rate when it is variable, as phones record
+    30 fps nominal and drop frames in the dark), halved until it is at most 30."""
+    fps = facts.nominal_fps if facts.vfr and 1.0 <= facts.nominal_fps <= 240.0 else facts.fps
+    fps = fps if 1.0 <= fps <= 240.0 else 30.0
+    if abs(fps - round(fps)) < 0.02:
+        fps = float(round(fps))
     while fps > MAX_FPS + 0.5:
         fps /= 2  # 60 → 30, 120 → 30: whole-frame decimation, no judder
     return round(fps, 3)
