@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from media_service.storage import S3Storage
+from tests.support.packs import write_music_pack
 from tests.support.procs import Proc, media_service, running, wait_http, wait_log
 from tests.support.s3server import free_port, run_moto_server
 
@@ -68,6 +69,7 @@ def stack(s3_endpoint: str, pg_url: str, tmp_path_factory: pytest.TempPathFactor
         "MEDIA_API_KEYS": "alice-key=alice,bob-key=bob",
         "MEDIA_PORT": str(port),
         "MEDIA_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "MEDIA_MUSIC_DIRS": str(write_music_pack(tmp_path_factory.mktemp("music"), frequency=2500, seconds=6)),
     }
     storage = S3Storage(bucket, "notes", endpoint_url=s3_endpoint)
     storage.ensure_bucket()
