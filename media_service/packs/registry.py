@@ -41,10 +41,15 @@ class StickerItem:
     path: Path
     width: int
     height: int
+    frames: int = 1
+
+    @property
+    def animated(self) -> bool:
+        return self.frames > 1
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title.as_dict(), "scale": self.scale, "tags": list(self.tags),
-                "width": self.width, "height": self.height, "pack": self.pack.id,
+                "width": self.width, "height": self.height, "animated": self.animated, "pack": self.pack.id,
                 "version": self.pack.version}
 
 
@@ -70,21 +75,29 @@ class Track:
 MIN_TRACK_SECONDS, MAX_TRACK_SECONDS = 5.0, 600.0
 
 
-def _check_sticker(path: Path, manifest: str, line: int | None) -> tuple[int, int]:
+def _check_sticker(path: Path, manifest: str, line: int | None) -> tuple[int, int, int]:
     try:
         with Image.open(path) as img:
             fmt, mode, size = img.format, img.mode, img.size
+            frames = getattr(img, "n_frames", 1)
             has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info)
     except (OSError, Image.DecompressionBombError) as exc:
         raise PackError(manifest, line, f"{path.name}: not a readable image ({exc})") from None
-    if fmt not in ("PNG", "WEBP"):
-        raise PackError(manifest, line, f"{path.name}: stickers are PNG or WebP, this is {fmt}")
+    if fmt not in ("PNG", "WEBP") and not (fmt == "GIF" and frames > 1):
+        raise PackError(manifest, line, f"{path.name}: stickers are PNG or WebP (APNG, animated WebP or GIF "
+                                        f"when animated), this is {fmt}")
+    if frames > MAX_STICKER_FRAMES:
+        raise PackError(manifest, line, f"{path.name}: {frames} frames; an animated sticker has at most "
+                                        f"{MAX_STICKER_FRAMES}")
     if not has_alpha:
         raise PackError(manifest, line, f"{path.name}: a sticker needs an alpha channel (transparency)")
     if max(size) > MAX_STICKER_SIDE:
         raise PackError(manifest, line, f"{path.name}: {size[0]}×{size[1]} is larger than "
                                         f"{MAX_STICKER_SIDE}×{MAX_STICKER_SIDE}")
-    return size
+    return size[0], size[1], frames
+
+
+MAX_STICKER_FRAMES = 120
 
 
 @dataclass
@@ -124,6 +137,15 @@ class PackRegistry:
                 self._filters[key] = cached
         return cached
 
+    def sticker_frames(self, item_id: str) -> list[tuple[Image.Image, int]]:
+        """Every frame of an animated sticker as RGBA with its duration in ms (not cached: video only)."""
+        frames: list[tuple[Image.Image, int]] = []
+        with Image.open(self.stickers[item_id].path) as img:
+            for index in range(getattr(img, "n_frames", 1)):
+                img.seek(index)
+                frames.append((img.convert("RGBA"), int(img.info.get("duration") or 100)))
+        return frames
+
     def sticker_image(self, item_id: str) -> Image.Image:
         """The sticker decoded once as RGBA; callers must not modify it."""
         with self._lock:
@@ -160,10 +182,10 @@ def _looks(manifest: Manifest) -> dict[str, Look]:
 def _stickers(manifest: Manifest) -> dict[str, StickerItem]:
     out: dict[str, StickerItem] = {}
     for item in manifest.items:
-        width, height = _check_sticker(item.path, str(manifest.path), item.line)
+        width, height, frames = _check_sticker(item.path, str(manifest.path), item.line)
         full_id = f"{manifest.pack.id}/{item.id}"
         out[full_id] = StickerItem(full_id, item.title, item.default, item.tags, manifest.pack, item.path,
-                                   width, height)
+                                   width, height, frames)
     return out
 
 

@@ -207,16 +207,28 @@ def plan_stickers(job: VideoJob) -> None:
                                s.rotation, s.opacity)
         # The same code as photos scales, turns and fades the sticker, at the frame's real size.
         art, (left, top) = render_sticker(placed, w, h)
-        name = f"sticker{i}.png"
-        art.save(job.workdir / name, "PNG", compress_level=1)
-        sticker_input = ffmpeg.input(name, **input_options("png_pipe,image2"))
-        job.inputs.append(sticker_input)
         options: dict[str, Any] = {"x": left, "y": top, "format": "gbrp", "eof_action": "repeat"}
+        start = s.start or 0.0
         if s.start is not None or s.end is not None:
-            start = s.start or 0.0
             end = s.end if s.end is not None else job.duration + 1
             options["enable"] = f"between(t,{start:.3f},{end:.3f})"
-        job.video = ffmpeg.overlay(job.video, sticker_input, **options)
+        if job.registry.stickers[s.id].animated:
+            # Every frame through the same transform, as a looping APNG that starts at the window's start.
+            frames = [(render_sticker(PlacedSticker(frame, s.x, s.y, placed.scale, s.rotation, s.opacity), w, h)[0],
+                       duration) for frame, duration in job.registry.sticker_frames(s.id)]
+            name = f"sticker{i}.apng"
+            frames[0][0].save(job.workdir / name, "PNG", save_all=True, append_images=[f for f, _ in frames[1:]],
+                              duration=[d for _, d in frames], loop=0, disposal=1, blend=0, compress_level=1)
+            sticker_input = ffmpeg.input(name, f="apng", ignore_loop=0, **input_options("apng"))
+            sticker = sticker_input.video.filter("setpts", f"PTS-STARTPTS+{start:.3f}/TB")
+            options |= {"eof_action": "pass", "shortest": 1}
+        else:
+            name = f"sticker{i}.png"
+            art.save(job.workdir / name, "PNG", compress_level=1)
+            sticker_input = ffmpeg.input(name, **input_options("png_pipe,image2"))
+            sticker = sticker_input
+        job.inputs.append(sticker_input)
+        job.video = ffmpeg.overlay(job.video, sticker, **options)
 
 
 def _audio_graph(job: VideoJob, src: Any) -> Any:

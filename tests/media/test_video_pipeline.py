@@ -264,3 +264,24 @@ def test_trim_and_too_long(registry: PackRegistry, tmp_path: Path) -> None:
         from media_service.recipe import output_window
 
         output_window(recipe_from_dict({}), facts.duration, max_seconds=4)
+
+
+def test_animated_sticker_loops_in_its_window(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    registry = load_registry([], [repo / "stickers"])
+    assert registry.stickers["animated/heart-beat"].animated
+    src = make_video(tmp_path / "g.mp4", seconds=5, video="color=c=0x808080:s=480x854:r=30", audio=None)
+    recipe = {"stickers": [{"id": "animated/heart-beat", "x": 0.5, "y": 0.5, "scale": 0.5, "start": 1.0, "end": 4.0}]}
+    path = out(render(src, registry, tmp_path, recipe), "480p.mp4")
+
+    def heart_pixels(t: float) -> int:
+        frame = frame_at(path, t).astype(int)
+        red = (frame[..., 0] > 180) & (frame[..., 1] < 120)
+        return int(red.sum())
+
+    period = 16 * 0.070  # 16 frames of 70 ms
+    assert heart_pixels(0.5) == 0 and heart_pixels(4.5) == 0  # outside its window
+    sizes = [heart_pixels(1.0 + k * period / 8) for k in range(8)]
+    assert min(sizes) > 1000 and max(sizes) > min(sizes) * 1.15  # it beats
+    again = [heart_pixels(1.0 + period + k * period / 8) for k in range(8)]
+    assert all(abs(a - b) <= 0.1 * b for a, b in zip(again, sizes, strict=True))  # and loops
