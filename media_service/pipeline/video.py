@@ -231,6 +231,27 @@ def plan_stickers(job: VideoJob) -> None:
         job.video = ffmpeg.overlay(job.video, sticker, **options)
 
 
+def _music_stream(name: str, track_seconds: float, loop: tuple[float, float] | None, offset: float,
+                  duration: float) -> Any:
+    """The track from ``offset``, exactly ``duration`` long: the whole track repeats when it is shorter, or,
+    when the designer marked a loop region, the intro plays once and then the region repeats seamlessly."""
+    if loop is None:
+        m_in = ffmpeg.input(name, stream_loop=-1, ss=f"{offset % max(track_seconds, 1):.3f}",
+                            **input_options(AUDIO_DEMUXERS))
+        stream = m_in.audio
+    else:
+        loop_start, loop_end = loop
+        start = offset if offset < loop_end else loop_start
+        parts = ffmpeg.input(name, **input_options(AUDIO_DEMUXERS)).audio.filter("aresample", 48000).asplit()
+        intro = parts[0].filter("atrim", start=f"{start:.3f}", end=f"{loop_end:.3f}").filter("asetpts", "N/SR/TB")
+        samples = max(1, round((loop_end - loop_start) * 48000))
+        # aloop holds the region in memory: at most 10 min of 48 kHz stereo float, bounded by the pack's caps.
+        region = (parts[1].filter("atrim", start=f"{loop_start:.3f}", end=f"{loop_end:.3f}")
+                  .filter("asetpts", "N/SR/TB").filter("aloop", loop=-1, size=samples))
+        stream = ffmpeg.concat(intro, region, v=0, a=1)
+    return stream.filter("atrim", duration=f"{duration:.3f}").filter("asetpts", "N/SR/TB").filter("aresample", 48000)
+
+
 def _audio_graph(job: VideoJob, src: Any) -> Any:
     """The mix as a function of the source input node, so the analysis pass builds the same graph."""
     f, music = job.facts, job.recipe.music
@@ -247,10 +268,8 @@ def _audio_graph(job: VideoJob, src: Any) -> Any:
         name = "music" + track.path.suffix.lower()
         if not (job.workdir / name).exists():
             os.symlink(track.path, job.workdir / name)
-        m_in = ffmpeg.input(name, stream_loop=-1, ss=f"{music.offset % max(track.duration, 1):.3f}",
-                            **input_options(AUDIO_DEMUXERS))
-        m = (m_in.audio.filter("atrim", duration=f"{job.duration:.3f}").filter("asetpts", "N/SR/TB")
-             .filter("aresample", 48000).filter("aformat", **fmt).filter("volume", music.volume))
+        m = _music_stream(name, track.duration, track.loop, music.offset, job.duration)
+        m = m.filter("aformat", **fmt).filter("volume", music.volume)
         if music.fade_in > 0:
             m = m.filter("afade", t="in", st=0, d=min(music.fade_in, job.duration))
         if music.fade_out > 0:

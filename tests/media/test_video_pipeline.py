@@ -285,3 +285,23 @@ def test_animated_sticker_loops_in_its_window(tmp_path: Path) -> None:
     assert min(sizes) > 1000 and max(sizes) > min(sizes) * 1.15  # it beats
     again = [heart_pixels(1.0 + period + k * period / 8) for k in range(8)]
     assert all(abs(a - b) <= 0.1 * b for a, b in zip(again, sizes, strict=True))  # and loops
+
+
+def test_music_loop_region_repeats_without_the_intro(tmp_path: Path) -> None:
+    pack = tmp_path / "m" / "lp"
+    pack.mkdir(parents=True)
+    # 2 s of 1 kHz "intro", then 4 s of 2.5 kHz; the designer marks 2–6 s as the loop.
+    run([*FFMPEG, "-f", "lavfi", "-i", "sine=f=1000:d=2", "-f", "lavfi", "-i", "sine=f=2500:d=4", "-filter_complex",
+         "[0][1]concat=n=2:v=0:a=1", "-ac", "2", "-c:a", "libvorbis", str(pack / "t.ogg")])
+    (pack / "pack.toml").write_text(
+        '[pack]\nid = "lp"\nversion = "1.0.0"\ntitle = { en = "L", zh = "循环" }\nauthor = "t"\nlicense = "CC0-1.0"\n'
+        '\n[[tracks]]\nid = "t"\ntitle = { en = "T", zh = "曲" }\nartist = "t"\nfile = "t.ogg"\nlicense = "CC0-1.0"\n'
+        'source = "test"\nloop = { start = 2.0, end = 6.0 }\n')
+    registry = load_registry([], [], [tmp_path / "m"])
+    assert registry.tracks["lp/t"].loop == (2.0, 6.0)
+    src = make_video(tmp_path / "v.mp4", seconds=12, audio=None, video="color=c=gray:s=160x120:r=10")
+    samples = audio_samples(out(render(src, registry, tmp_path, {"music": {"id": "lp/t"}}), "120p.mp4"))
+    intro = [band_level_db(samples, 48000, 1000, t, t + 1) for t in range(12)]
+    body = [band_level_db(samples, 48000, 2500, t, t + 1) for t in range(12)]
+    assert all(intro[t] > body[t] + 40 for t in (0, 1))
+    assert all(body[t] > intro[t] + 40 for t in range(2, 12))  # never back to the intro
