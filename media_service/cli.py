@@ -17,6 +17,8 @@ from media_service.config import Settings, load_settings
 from media_service.errors import MediaError
 
 DEV_KEY = "dev-key"
+REQUIRED_FILTERS = ("lut3d", "zscale", "tonemap", "overlay", "loudnorm", "sidechaincompress", "amix", "aloop")
+REQUIRED_ENCODERS = ("libx264", "aac", "libwebp_anim")
 
 
 def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
@@ -116,6 +118,12 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
     def ffmpeg() -> str:
         out = run_tool(["ffmpeg", "-hide_banner", "-version"], timeout=10).stdout.decode().splitlines()[0]
         run_tool(["ffprobe", "-hide_banner", "-version"], timeout=10)
+        filters = run_tool(["ffmpeg", "-hide_banner", "-filters"], timeout=10).stdout.decode()
+        encoders = run_tool(["ffmpeg", "-hide_banner", "-encoders"], timeout=10).stdout.decode()
+        missing = [name for name in REQUIRED_FILTERS if f" {name} " not in filters]
+        missing += [name for name in REQUIRED_ENCODERS if f" {name} " not in encoders]
+        if missing:
+            raise ValueError(f"{out}: missing {', '.join(missing)}")
         return out
 
     def packs() -> str:
