@@ -109,7 +109,6 @@ class VideoJob:
     rungs: list[Rung] = field(default_factory=list)
     inputs: list[Any] = field(default_factory=list)
     video: Any = None  # the graph's video node at the top rung's size, edited
-    rgb: bool = False  # whether ``video`` is in planar RGB (after a look or stickers)
     audio: Any = None
     audio_chain: Callable[[Any], Any] | None = None
     loudness: dict[str, float] | None = None
@@ -169,14 +168,12 @@ def _source_matrix(f: VideoFacts) -> str:
 
 def plan_top_scale(job: VideoJob) -> None:
     w, h = job.top
-    editing = job.recipe.filter is not None or bool(job.recipe.stickers)
     f = job.facts
-    if editing:
+    if job.recipe.filter is not None:
         # The look is defined in RGB: convert with the source's real matrix and range, or the same look
-        # renders two different colours on a photo and on a video.
+        # renders two different colours on a photo and on a video. Planar float is lut3d's SIMD path.
         job.video = job.video.filter("scale", w, h, flags="lanczos", in_color_matrix=_source_matrix(f),
                                      in_range="pc" if f.color_range == "pc" else "tv").filter("format", "gbrpf32le")
-        job.rgb = True
     else:
         job.video = job.video.filter("scale", w, h, flags="lanczos")
 
@@ -191,15 +188,17 @@ def plan_look(job: VideoJob) -> None:
     path.write_text(f"LUT_3D_SIZE {lut.size}\n{rows}\n")
     # Tetrahedral takes lut3d's SIMD path on planar float (≈3× faster than trilinear here); on a smooth
     # 33³ table it differs from Pillow's trilinear by far less than the ΔE the parity test allows.
-    job.video = job.video.filter("lut3d", file="look.cube", interp="tetrahedral")
+    # Then straight back to 4:2:0 BT.709: everything after (stickers, split, rungs) is cheap in YUV.
+    job.video = (job.video.filter("lut3d", file="look.cube", interp="tetrahedral")
+                 .filter("scale", out_color_matrix="bt709", out_range="tv").filter("format", "yuv420p"))
+
+
+def _sticker_to_yuv(node: Any) -> Any:
+    # Stickers are RGBA: converted with the output's matrix, so they keep their colour in the video.
+    return node.filter("scale", out_color_matrix="bt709", out_range="tv").filter("format", "yuva420p")
 
 
 def plan_stickers(job: VideoJob) -> None:
-    if not job.recipe.stickers:
-        if job.rgb:
-            job.video = job.video.filter("format", "gbrp")
-        return
-    job.video = job.video.filter("format", "gbrp")
     w, h = job.top
     for i, s in enumerate(job.recipe.stickers):
         placed = PlacedSticker(job.registry.sticker_image(s.id), s.x, s.y,
@@ -207,7 +206,7 @@ def plan_stickers(job: VideoJob) -> None:
                                s.rotation, s.opacity)
         # The same code as photos scales, turns and fades the sticker, at the frame's real size.
         art, (left, top) = render_sticker(placed, w, h)
-        options: dict[str, Any] = {"x": left, "y": top, "format": "gbrp", "eof_action": "repeat"}
+        options: dict[str, Any] = {"x": left, "y": top, "format": "yuv420", "eof_action": "repeat"}
         start = s.start or 0.0
         if s.start is not None or s.end is not None:
             end = s.end if s.end is not None else job.duration + 1
@@ -220,13 +219,13 @@ def plan_stickers(job: VideoJob) -> None:
             frames[0][0].save(job.workdir / name, "PNG", save_all=True, append_images=[f for f, _ in frames[1:]],
                               duration=[d for _, d in frames], loop=0, disposal=1, blend=0, compress_level=1)
             sticker_input = ffmpeg.input(name, f="apng", ignore_loop=0, **input_options("apng"))
-            sticker = sticker_input.video.filter("setpts", f"PTS-STARTPTS+{start:.3f}/TB")
+            sticker = _sticker_to_yuv(sticker_input.video.filter("setpts", f"PTS-STARTPTS+{start:.3f}/TB"))
             options |= {"eof_action": "pass", "shortest": 1}
         else:
             name = f"sticker{i}.png"
             art.save(job.workdir / name, "PNG", compress_level=1)
             sticker_input = ffmpeg.input(name, **input_options("png_pipe,image2"))
-            sticker = sticker_input
+            sticker = _sticker_to_yuv(sticker_input.video)
         job.inputs.append(sticker_input)
         job.video = ffmpeg.overlay(job.video, sticker, **options)
 
@@ -297,7 +296,8 @@ def analyse_loudness(job: VideoJob) -> None:
     if mixed is None:
         return
     node = mixed.filter("loudnorm", I=LOUDNESS_TARGET, TP=TRUE_PEAK_TARGET, LRA=LRA_TARGET, print_format="json")
-    argv = ffmpeg.output(node, "-", format="null").global_args("-nostdin", "-hide_banner", "-nostats").compile()
+    argv = _with_global_args(ffmpeg.output(node, "-", format="null").compile(),
+                             ["-nostdin", "-hide_banner", "-nostats"])
     result = run_tool(argv, timeout=job.limits.video_job_seconds, cwd=job.workdir, classify=classify,
                       limits=_rlimits(job))
     match = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", result.stderr)
@@ -323,18 +323,20 @@ def plan_audio(job: VideoJob) -> None:
     job.audio = mixed.filter("aresample", 48000).filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
 
 
-def _to_yuv(node: Any, rgb: bool, width: int, height: int, size: tuple[int, int]) -> Any:
+def _rung(node: Any, width: int, height: int, size: tuple[int, int]) -> Any:
     if (width, height) != size:
-        node = node.filter("scale", width, height, flags="lanczos", out_color_matrix="bt709", out_range="tv")
-    elif rgb:
-        node = node.filter("scale", out_color_matrix="bt709", out_range="tv")
+        node = node.filter("scale", width, height, flags="bicubic")
     return node.filter("format", "yuv420p")
 
 
-def _to_rgb(node: Any, rgb: bool) -> Any:
-    if not rgb:
-        node = node.filter("scale", in_color_matrix="bt709", in_range="tv")
-    return node.filter("format", "rgb24")
+def _to_rgb(node: Any) -> Any:
+    # Poster and preview: BT.709 limited-range YUV to RGB, the way players show the video.
+    return node.filter("scale", in_color_matrix="bt709", in_range="tv").filter("format", "rgb24")
+
+
+def _with_global_args(argv: list[str], global_args: list[str]) -> list[str]:
+    # Before the first input, where ffmpeg reads global options (ffmpeg-python appends them at the end).
+    return [argv[0], *global_args, *argv[1:]]
 
 
 def plan_outputs(job: VideoJob) -> None:
@@ -348,7 +350,7 @@ def plan_outputs(job: VideoJob) -> None:
     gop = max(1, round(job.fps * GOP_SECONDS))
     outputs = []
     for i, rung in enumerate(job.rungs):
-        v = _to_yuv(video_branches[i], job.rgb, rung.width, rung.height, job.top)
+        v = _rung(video_branches[i], rung.width, rung.height, job.top)
         crf, maxrate = RATE_CONTROL.get(rung.short, (23, 5000 * rung.short // 1080))
         hls_dir = job.workdir / "hls" / rung.name
         hls_dir.mkdir(parents=True, exist_ok=True)
@@ -365,6 +367,8 @@ def plan_outputs(job: VideoJob) -> None:
             "color_range": "tv", "map_metadata": -1, "map_chapters": -1, "fflags": "+bitexact",
             "flags:v": "+bitexact", "fps_mode": "cfr",
         }
+        if job.threads:
+            options["threads"] = job.threads
         streams = [v]
         if audio_branches:
             streams.append(audio_branches[i])
@@ -372,22 +376,22 @@ def plan_outputs(job: VideoJob) -> None:
         outputs.append(ffmpeg.output(*streams, tee, **options))
     # The poster: the edited frame at the cover time, losslessly; Pillow encodes it like a photo.
     cover = job.cover_time
-    poster = (_to_rgb(video_branches[-2], job.rgb).filter("trim", start=f"{cover:.3f}")
-              .filter("setpts", "PTS-STARTPTS"))
+    # Trimmed first, so only the frames used are converted.
+    poster = _to_rgb(video_branches[-2].filter("trim", start=f"{cover:.3f}").filter("setpts", "PTS-STARTPTS"))
     outputs.append(ffmpeg.output(poster, "poster.png", frames=1, update=1, map_metadata=-1))
     # The feed preview: 3 s of animated WebP from the cover time on (or the last 3 s).
     p_start = max(0.0, min(cover, job.duration - PREVIEW_SECONDS))
     pw, ph = (video_ladder(*job.top, rungs=(PREVIEW_SHORT_SIDE,))[0].width,
               video_ladder(*job.top, rungs=(PREVIEW_SHORT_SIDE,))[0].height)
-    preview = (_to_rgb(video_branches[-1], job.rgb).filter("trim", start=f"{p_start:.3f}", duration=PREVIEW_SECONDS)
+    preview = (video_branches[-1].filter("trim", start=f"{p_start:.3f}", duration=PREVIEW_SECONDS)
                .filter("setpts", "PTS-STARTPTS").filter("fps", fps=PREVIEW_FPS)
-               .filter("scale", pw, ph, flags="bicubic"))
+               .filter("scale", pw, ph, flags="bicubic", in_color_matrix="bt709", in_range="tv")
+               .filter("format", "rgb24"))
     outputs.append(ffmpeg.output(preview, "preview.webp", **{"c:v": "libwebp_anim", "loop": 0, "quality": 60,
                                                               "lossless": 0, "compression_level": 3,
                                                               "map_metadata": -1}))
-    node = ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-hide_banner", "-nostats", "-y",
-                                                      "-progress", "pipe:1", "-threads", str(job.threads))
-    job.argv = node.compile()
+    job.argv = _with_global_args(ffmpeg.merge_outputs(*outputs).compile(),
+                                 ["-nostdin", "-hide_banner", "-nostats", "-y", "-progress", "pipe:1"])
 
 
 PLAN_STEPS: list[Callable[[VideoJob], None]] = [plan_window, plan_source, plan_crop, plan_top_scale, plan_look,
