@@ -157,6 +157,22 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_packs(settings: Settings, args: argparse.Namespace) -> int:
+    from media_service.packs.validate import validate
+
+    if args.packs_command == "validate":
+        paths = [Path(p) for p in args.paths] or [*settings.filters_dirs, *settings.stickers_dirs,
+                                                    *settings.music_dirs]
+        registry, problems = validate(paths)
+        for problem in problems:
+            where = f"{problem.path}:{problem.line}" if problem.line else problem.path
+            print(f"{where}: {problem.problem}")
+        print(f"{len(registry.looks)} looks, {len(registry.stickers)} stickers, {len(registry.tracks)} tracks; "
+              f"{len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
+        return 1 if problems else 0
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="media-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,11 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("--recipe", default=None, help="a recipe JSON file")
     process.add_argument("--out", required=True, help="output directory")
     sub.add_parser("doctor", help="check ffmpeg, packs, database, broker and storage")
+    packs = sub.add_parser("packs", help="designer tools for filter, sticker and music packs")
+    packs_sub = packs.add_subparsers(dest="packs_command", required=True)
+    validate = packs_sub.add_parser("validate", help="report every problem in the given packs (exit 1 if any)")
+    validate.add_argument("paths", nargs="*", help="pack folders or folders of packs (default: the configured ones)")
     return parser
 
 
 COMMANDS = {"api": cmd_api, "worker": cmd_worker, "dev": cmd_dev, "process": cmd_process,
-            "doctor": cmd_doctor}
+            "doctor": cmd_doctor, "packs": cmd_packs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,7 +125,9 @@ def _asset(root: Path, rel: str, path: str, line: int | None) -> Path:
     return full
 
 
-def load_manifest(pack_dir: Path, expected_kind: str) -> Manifest:
+def load_manifest(pack_dir: Path, expected_kind: str, problems: list[PackError] | None = None) -> Manifest:
+    """Parse and check a manifest. Pack-level problems raise; with ``problems`` given, a broken item is
+    recorded there and skipped so that every problem is found in one go (``media-service packs validate``)."""
     manifest_path = pack_dir / "pack.toml"
     path = str(manifest_path)
     try:
@@ -181,46 +183,55 @@ def load_manifest(pack_dir: Path, expected_kind: str) -> Manifest:
     items: list[RawItem] = []
     seen: dict[str, int | None] = {}
     for index, table in enumerate(tables):
-        line = lines.of_array_item(expected_kind, index)
-        where = f"{expected_kind}[{index}]"
-        unknown = set(table) - allowed
-        if unknown:
-            key = sorted(unknown)[0]
-            raise PackError(path, lines.of_key(key, line), f"unknown key {key!r} in {where}")
-        item_id = _str(table, "id", where, path, line)
-        if not ID_RE.match(item_id):
-            raise PackError(path, line, f"{where}.id {item_id!r}: use 1–40 of a-z, 0-9, '-', '_'")
-        if item_id in seen:
-            raise PackError(path, line, f"duplicate id {item_id!r} (first at line {seen[item_id]})")
-        seen[item_id] = line
-        tags = table.get("tags", [])
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise PackError(path, line, f"{where}.tags must be a list of strings")
-        extra: dict[str, Any] = {}
-        if expected_kind == "looks":
-            default = _number(table, "intensity", where, 0.0, 1.0, path, line, default=1.0)
-        elif expected_kind == "stickers":
-            default = _number(table, "scale", where, 0.01, 1.0, path, line, default=0.25)
-        else:
-            default = 0.0
-            extra = {key: _str(table, key, where, path, lines.of_key(key, line) or line)
-                     for key in ("artist", "license", "source")}
-            loop = table.get("loop")
-            if loop is not None:
-                if not isinstance(loop, dict) or set(loop) != {"start", "end"}:
-                    raise PackError(path, lines.of_key("loop", line), f"{where}.loop must be {{ start = …, end = … }}")
-                start = _number(loop, "start", f"{where}.loop", 0.0, 3600.0, path, line)
-                end = _number(loop, "end", f"{where}.loop", 0.0, 3600.0, path, line)
-                if end - start < 1.0:
-                    raise PackError(path, lines.of_key("loop", line), f"{where}.loop must be at least 1 s long")
-                extra["loop"] = (start, end)
-        items.append(RawItem(
-            id=item_id,
-            title=_title(table.get("title"), where, path, line),
-            path=_asset(pack_dir, _str(table, file_key, where, path, line), path, line),
-            default=default,
-            tags=tuple(tags),
-            line=line,
-            extra=extra,
-        ))
+        try:
+            line = lines.of_array_item(expected_kind, index)
+            where = f"{expected_kind}[{index}]"
+            if not isinstance(table, dict):
+                raise PackError(path, line, f"{where} must be a table ([[{expected_kind}]])")
+            unknown = set(table) - allowed
+            if unknown:
+                key = sorted(unknown)[0]
+                raise PackError(path, lines.of_key(key, line), f"unknown key {key!r} in {where}")
+            item_id = _str(table, "id", where, path, line)
+            if not ID_RE.match(item_id):
+                raise PackError(path, line, f"{where}.id {item_id!r}: use 1–40 of a-z, 0-9, '-', '_'")
+            if item_id in seen:
+                raise PackError(path, line, f"duplicate id {item_id!r} (first at line {seen[item_id]})")
+            seen[item_id] = line
+            tags = table.get("tags", [])
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise PackError(path, line, f"{where}.tags must be a list of strings")
+            extra: dict[str, Any] = {}
+            if expected_kind == "looks":
+                default = _number(table, "intensity", where, 0.0, 1.0, path, line, default=1.0)
+            elif expected_kind == "stickers":
+                default = _number(table, "scale", where, 0.01, 1.0, path, line, default=0.25)
+            else:
+                default = 0.0
+                extra = {key: _str(table, key, where, path, lines.of_key(key, line) or line)
+                         for key in ("artist", "license", "source")}
+                loop = table.get("loop")
+                if loop is not None:
+                    if not isinstance(loop, dict) or set(loop) != {"start", "end"}:
+                        raise PackError(path, lines.of_key("loop", line),
+                                        f"{where}.loop must be {{ start = …, end = … }}")
+                    start = _number(loop, "start", f"{where}.loop", 0.0, 3600.0, path, line)
+                    end = _number(loop, "end", f"{where}.loop", 0.0, 3600.0, path, line)
+                    if end - start < 1.0:
+                        raise PackError(path, lines.of_key("loop", line), f"{where}.loop must be at least 1 s long")
+                    extra["loop"] = (start, end)
+            items.append(RawItem(
+                id=item_id,
+                title=_title(table.get("title"), where, path, line),
+                path=_asset(pack_dir, _str(table, file_key, where, path, line), path, line),
+                default=default,
+                tags=tuple(tags),
+                line=line,
+                extra=extra,
+            ))
+        except PackError as problem:
+            if problems is None:
+                raise
+            problems.append(problem)
+
     return Manifest(info, expected_kind, tuple(items), manifest_path)

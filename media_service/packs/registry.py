@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from PIL import Image, ImageFilter
 
 from media_service.errors import MediaError, PackError
 from media_service.packs.cube import Lut, fold_intensity, load_cube
-from media_service.packs.manifest import Manifest, PackInfo, Title, load_manifest
+from media_service.packs.manifest import Manifest, PackInfo, RawItem, Title, load_manifest
 
 MAX_STICKER_SIDE = 2048
 
@@ -169,32 +169,45 @@ def _pack_dirs(roots: Iterable[Path]) -> list[Path]:
     return dirs
 
 
-def _looks(manifest: Manifest) -> dict[str, Look]:
-    return {
-        f"{manifest.pack.id}/{item.id}": Look(
-            id=f"{manifest.pack.id}/{item.id}", title=item.title, intensity=item.default, tags=item.tags,
-            pack=manifest.pack, lut=load_cube(item.path),
-        )
-        for item in manifest.items
-    }
+Problems = list[PackError] | None
 
 
-def _stickers(manifest: Manifest) -> dict[str, StickerItem]:
-    out: dict[str, StickerItem] = {}
+def _each(manifest: Manifest, problems: Problems, build: Callable[[RawItem], Any]) -> dict[str, Any]:
+    """Build every item; a broken one raises, or (validating) is recorded and skipped."""
+    out: dict[str, Any] = {}
     for item in manifest.items:
-        width, height, frames = _check_sticker(item.path, str(manifest.path), item.line)
-        full_id = f"{manifest.pack.id}/{item.id}"
-        out[full_id] = StickerItem(full_id, item.title, item.default, item.tags, manifest.pack, item.path,
-                                   width, height, frames)
+        try:
+            out[f"{manifest.pack.id}/{item.id}"] = build(item)
+        except PackError as problem:
+            if problems is None:
+                raise
+            problems.append(problem)
     return out
 
 
-def _tracks(manifest: Manifest) -> dict[str, Track]:
+def _looks(manifest: Manifest, problems: Problems = None) -> dict[str, Look]:
+    def build(item: RawItem) -> Look:
+        return Look(id=f"{manifest.pack.id}/{item.id}", title=item.title, intensity=item.default, tags=item.tags,
+                    pack=manifest.pack, lut=load_cube(item.path))
+
+    return _each(manifest, problems, build)
+
+
+def _stickers(manifest: Manifest, problems: Problems = None) -> dict[str, StickerItem]:
+    def build(item: RawItem) -> StickerItem:
+        width, height, frames = _check_sticker(item.path, str(manifest.path), item.line)
+        return StickerItem(f"{manifest.pack.id}/{item.id}", item.title, item.default, item.tags, manifest.pack,
+                           item.path, width, height, frames)
+
+    return _each(manifest, problems, build)
+
+
+def _tracks(manifest: Manifest, problems: Problems = None) -> dict[str, Track]:
     from media_service.probe import probe_audio
 
-    out: dict[str, Track] = {}
-    for item in manifest.items:
-        where = str(manifest.path)
+    where = str(manifest.path)
+
+    def build(item: RawItem) -> Track:
         try:
             facts = probe_audio(item.path, timeout=20)
         except MediaError as exc:
@@ -206,26 +219,37 @@ def _tracks(manifest: Manifest) -> dict[str, Track]:
         if loop is not None and loop[1] > facts.duration + 0.05:
             raise PackError(where, item.line, f"{item.path.name}: loop ends at {loop[1]:g} s, after the track's "
                                               f"end ({facts.duration:.2f} s)")
-        full_id = f"{manifest.pack.id}/{item.id}"
-        out[full_id] = Track(full_id, item.title, item.extra["artist"], item.extra["license"], item.extra["source"],
-                             item.tags, manifest.pack, item.path, facts.duration, loop)
-    return out
+        return Track(f"{manifest.pack.id}/{item.id}", item.title, item.extra["artist"], item.extra["license"],
+                     item.extra["source"], item.tags, manifest.pack, item.path, facts.duration, loop)
+
+    return _each(manifest, problems, build)
+
+
+LOADERS: dict[str, Callable[[Manifest, Problems], dict[str, Any]]] = {
+    "looks": _looks, "stickers": _stickers, "tracks": _tracks}
+
+
+def load_packs(pack_dirs: dict[str, list[Path]], problems: Problems = None) -> PackRegistry:
+    """Load the given pack folders by kind ("looks", "stickers", "tracks"). The first problem raises
+    PackError; with ``problems`` given, every problem is recorded there and broken items are left out."""
+    found: dict[str, dict[str, Any]] = {kind: {} for kind in LOADERS}
+    for kind, dirs in pack_dirs.items():
+        target = found[kind]
+        for pack_dir in dirs:
+            try:
+                manifest = load_manifest(pack_dir, kind, problems)
+                if any(key.split("/")[0] == manifest.pack.id for key in target):
+                    raise PackError(str(manifest.path), None, f"pack id {manifest.pack.id!r} is defined twice")
+                target.update(LOADERS[kind](manifest, problems))
+            except PackError as problem:
+                if problems is None:
+                    raise
+                problems.append(problem)
+    return PackRegistry(found["looks"], found["stickers"], found["tracks"])
 
 
 def load_registry(filter_roots: Iterable[Path], sticker_roots: Iterable[Path],
-                  music_roots: Iterable[Path] = ()) -> PackRegistry:
-    """Load and validate every pack under the given roots. The first broken pack raises PackError."""
-    looks: dict[str, Look] = {}
-    stickers: dict[str, StickerItem] = {}
-    tracks: dict[str, Track] = {}
-    loaders: dict[str, Any] = {"looks": _looks, "stickers": _stickers, "tracks": _tracks}
-    for kind, roots, target in (("looks", filter_roots, looks), ("stickers", sticker_roots, stickers),
-                                ("tracks", music_roots, tracks)):
-        for pack_dir in _pack_dirs(roots):
-            manifest = load_manifest(pack_dir, kind)
-            items: dict[str, Any] = loaders[kind](manifest)
-            clash = set(items) & set(target)
-            if clash:
-                raise PackError(str(manifest.path), None, f"pack id {manifest.pack.id!r} is defined twice")
-            target.update(items)
-    return PackRegistry(looks, stickers, tracks)
+                  music_roots: Iterable[Path] = (), problems: Problems = None) -> PackRegistry:
+    """Every pack under the given roots (each root holds pack folders)."""
+    return load_packs({"looks": _pack_dirs(filter_roots), "stickers": _pack_dirs(sticker_roots),
+                       "tracks": _pack_dirs(music_roots)}, problems)
