@@ -1,0 +1,106 @@
+"""Pack archives: build a .zip from a pack folder, and extract one without trusting it.
+
+Extraction refuses absolute paths, `..`, links and special files, too many members, too many bytes in
+all and members that expand too far (zip bombs), before writing anything; then writes only regular files
+under the destination, counting bytes as they are written (headers can lie).
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from media_service.errors import PackError
+
+MAX_MEMBERS = 2000
+MAX_TOTAL_BYTES = 200 * 1024 * 1024
+MAX_RATIO = 200  # uncompressed / compressed for one member (text LUTs compress ≈5–10×)
+SKIP_NAMES = {".DS_Store", "Thumbs.db"}
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_members: int = MAX_MEMBERS
+    max_total_bytes: int = MAX_TOTAL_BYTES
+    max_ratio: int = MAX_RATIO
+
+
+def build_zip(pack_dir: Path, out: Path) -> Path:
+    """A deterministic archive of the pack folder (sorted names, fixed timestamps), `<id>/…` inside."""
+    files = sorted(p for p in pack_dir.rglob("*") if p.is_file() and not p.is_symlink() and p.name not in SKIP_NAMES
+                   and not any(part.startswith(".") for part in p.relative_to(pack_dir).parts))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for path in files:
+            info = zipfile.ZipInfo(f"{pack_dir.name}/{path.relative_to(pack_dir).as_posix()}",
+                                   date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            zf.writestr(info, path.read_bytes())
+    return out
+
+
+def _check_member(info: zipfile.ZipInfo, archive: str, limits: ArchiveLimits) -> PurePosixPath | None:
+    name = info.filename
+    path = PurePosixPath(name)
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
+        raise PackError(archive, None, f"{name!r}: absolute or Windows path in the archive")
+    if any(part in ("..", "") for part in path.parts[:-1]) or ".." in path.parts:
+        raise PackError(archive, None, f"{name!r}: '..' in a path (it would write outside the pack)")
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the archiver recorded no Unix type
+    if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+        raise PackError(archive, None, f"{name!r}: links and special files are not allowed in a pack")
+    if info.is_dir():
+        return None
+    if info.file_size > limits.max_total_bytes:
+        raise PackError(archive, None, f"{name!r}: {info.file_size} bytes is more than a pack may hold")
+    if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
+        raise PackError(archive, None, f"{name!r}: expands {info.file_size // max(info.compress_size, 1)}× "
+                                       "(a zip bomb?)")
+    return path
+
+
+def safe_extract(archive: Path, dest: Path, limits: ArchiveLimits = ArchiveLimits()) -> Path:
+    """Extract ``archive`` into the empty folder ``dest``; returns the pack folder inside it."""
+    where = str(archive)
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PackError(where, None, f"not a readable zip archive ({exc})") from None
+    with zf:
+        members = zf.infolist()
+        if len(members) > limits.max_members:
+            raise PackError(where, None, f"{len(members)} members; a pack has at most {limits.max_members}")
+        if sum(m.file_size for m in members) > limits.max_total_bytes:
+            raise PackError(where, None, f"expands to more than {limits.max_total_bytes // (1 << 20)} MB")
+        files = [(m, p) for m in members if (p := _check_member(m, where, limits)) is not None]
+        tops = {p.parts[0] for _, p in files}
+        if len(tops) != 1 or any(len(p.parts) < 2 for _, p in files):
+            raise PackError(where, None, "a pack archive holds exactly one folder (named like the pack) with "
+                                         "pack.toml inside")
+        dest.mkdir(parents=True, exist_ok=True)
+        root = dest.resolve()
+        written = 0
+        for info, path in files:
+            target = (root / Path(*path.parts)).resolve()
+            if not target.is_relative_to(root):
+                raise PackError(where, None, f"{info.filename!r}: would write outside the pack")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "xb") as out:
+                while chunk := src.read(1 << 16):
+                    written += len(chunk)
+                    if written > limits.max_total_bytes:
+                        raise PackError(where, None, "expands to more than its headers say (a zip bomb?)")
+                    out.write(chunk)
+        return root / next(iter(tops))
+
+
+def extract_or_clean(archive: Path, dest: Path, limits: ArchiveLimits = ArchiveLimits()) -> Path:
+    try:
+        return safe_extract(archive, dest, limits)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
