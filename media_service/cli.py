@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from media_service.config import Settings, load_settings
 from media_service.errors import MediaError
@@ -157,9 +158,48 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _pack_store(settings: Settings) -> Any:
+    from media_service.pack_store import PackStore
+    from media_service.storage import open_storage
+
+    return PackStore(open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url,
+                                  public_base_url=settings.public_base_url, signing_secret=settings.signing_key))
+
+
 def cmd_packs(settings: Settings, args: argparse.Namespace) -> int:
+    from media_service.pack_store import PackRejected
+    from media_service.packs.archive import build_zip
     from media_service.packs.validate import validate
 
+    if args.packs_command == "build":
+        registry, problems = validate([Path(args.path)])
+        for problem in problems:
+            print(problem)
+        if problems:
+            return 1
+        print(build_zip(Path(args.path), Path(args.output)))
+        return 0
+    if args.packs_command in ("publish", "rollback"):
+        store = _pack_store(settings)
+        try:
+            done = (store.publish(Path(args.archive)) if args.packs_command == "publish"
+                    else store.rollback(args.pack_id, args.version))
+        except PackRejected as exc:
+            for problem in exc.problems:
+                print(problem)
+            return 1
+        print(f"{done.kind} pack {done.pack_id} {done.version} is current; services pick it up within "
+              f"{settings.packs_refresh_seconds:g} s")
+        return 0
+    if args.packs_command == "list":
+        index = _pack_store(settings).read_index()
+        for kind, packs in sorted(index.items()):
+            for pack_id, entry in sorted(packs.items()):
+                versions = ", ".join(f"[{v}]" if v == entry["current"] else v for v in entry["versions"])
+                print(f"{kind:9} {pack_id:24} {versions}")
+        if not index:
+            print("no published packs (local folders only)")
+        return 0
     if args.packs_command == "validate":
         paths = [Path(p) for p in args.paths] or [*settings.filters_dirs, *settings.stickers_dirs,
                                                     *settings.music_dirs]
@@ -192,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     packs_sub = packs.add_subparsers(dest="packs_command", required=True)
     validate = packs_sub.add_parser("validate", help="report every problem in the given packs (exit 1 if any)")
     validate.add_argument("paths", nargs="*", help="pack folders or folders of packs (default: the configured ones)")
+    build = packs_sub.add_parser("build", help="validate a pack folder and write its .zip")
+    build.add_argument("path")
+    build.add_argument("-o", "--output", required=True)
+    publish = packs_sub.add_parser("publish", help="validate and publish a pack .zip to storage")
+    publish.add_argument("archive")
+    packs_sub.add_parser("list", help="published packs and their versions ([current])")
+    rollback = packs_sub.add_parser("rollback", help="make an earlier published version current")
+    rollback.add_argument("pack_id")
+    rollback.add_argument("version")
     return parser
 
 

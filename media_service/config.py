@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     filters_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [REPO_ROOT / "filters"])
     stickers_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [REPO_ROOT / "stickers"])
     music_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [REPO_ROOT / "music"])
+    packs_refresh_seconds: float = Field(default=30.0, ge=0.5, le=3600)  # how soon a published pack is live
     max_attempts: int = Field(default=3, ge=1, le=20)
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     visibility_timeout: int = Field(default=3600, ge=60)

@@ -43,6 +43,12 @@ class NotFound(MediaError):
     default_message = "No such media."
 
 
+class Conflict(MediaError):
+    code = "conflict"
+    http_status = 409
+    default_message = "The request conflicts with the media's current state."
+
+
 class InvalidRequest(MediaError):
     code = "invalid_request"
     http_status = 422

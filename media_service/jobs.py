@@ -22,7 +22,7 @@ from media_service.packs import PackRegistry
 from media_service.pipeline.image import ImageJob, Rendition, run_image_pipeline
 from media_service.pipeline.video import VideoJob, run_video_pipeline
 from media_service.probe import probe_video
-from media_service.recipe import recipe_from_dict
+from media_service.recipe import Recipe, recipe_from_dict
 from media_service.storage import Storage
 
 log = logging.getLogger("media_service.jobs")
@@ -40,7 +40,7 @@ def media_prefix(media_id: str) -> str:
 class JobContext:
     repo: MediaRepo
     storage: Storage
-    registry: PackRegistry
+    registry: PackRegistry | Callable[[], PackRegistry]  # a fixed registry, or one that follows publishing
     limits: Limits
     max_attempts: int
     tmp_root: Path | None = None
@@ -82,15 +82,18 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
                 last[0] = fraction
                 ctx.repo.set_progress(media_id, attempt, 0.05 + 0.85 * fraction)
 
+        registry = ctx.registry() if callable(ctx.registry) else ctx.registry
         render = _render_video if record.kind == "video" else _render_image
-        rendered = render(ctx, record.recipe, source, workdir, progress)
+        rendered = render(registry, ctx.limits, record.recipe, source, workdir, progress)
+        provenance = pack_provenance(recipe_from_dict(record.recipe), registry)
         renditions: list[dict[str, Any]] = []
         for r in rendered.renditions:
             key = f"{stored_prefix}{r.name}"
             stored = ctx.storage.put_file(key, r.path, r.content_type)
-            renditions.append({**r.public(), **rendered.extra.get(r.name, {}), "key": key, "sha256": stored.sha256})
+            renditions.append({**r.public(), **rendered.extra.get(r.name, {}), "key": key, "sha256": stored.sha256,
+                               "packs": provenance})
         if rendered.hls_dir is not None:
-            renditions.append(_store_hls(ctx, rendered, f"{stored_prefix}hls/"))
+            renditions.append(_store_hls(ctx, rendered, f"{stored_prefix}hls/") | {"packs": provenance})
         source_facts = {**rendered.source, "bytes": record.original_bytes}
         try:
             previous = ctx.repo.publish(media_id, attempt, version=version, renditions=renditions,
@@ -145,22 +148,34 @@ class Rendered:
     hls: dict[str, Any] = field(default_factory=dict)
 
 
-def _render_image(ctx: JobContext, recipe: dict[str, Any], source: Path, workdir: Path,
+def pack_provenance(recipe: Recipe, registry: PackRegistry) -> dict[str, str]:
+    """Which pack version each item of the recipe came from, so support can tell what a note used."""
+    items: dict[str, str] = {}
+    if recipe.filter is not None:
+        items[recipe.filter.id] = registry.looks[recipe.filter.id].pack.version
+    for s in recipe.stickers:
+        items[s.id] = registry.stickers[s.id].pack.version
+    if recipe.music is not None:
+        items[recipe.music.id] = registry.tracks[recipe.music.id].pack.version
+    return items
+
+
+def _render_image(registry: PackRegistry, limits: Limits, recipe: dict[str, Any], source: Path, workdir: Path,
                   progress: Callable[[float], None]) -> Rendered:
     out_dir = workdir / "out"
     out_dir.mkdir()
-    job = ImageJob(source=source, recipe=recipe_from_dict(recipe), registry=ctx.registry, workdir=out_dir,
-                   limits=ctx.limits, progress=progress, deadline=time.monotonic() + ctx.limits.image_job_seconds)
+    job = ImageJob(source=source, recipe=recipe_from_dict(recipe), registry=registry, workdir=out_dir,
+                   limits=limits, progress=progress, deadline=time.monotonic() + limits.image_job_seconds)
     run_image_pipeline(job)
     assert job.facts is not None
     return Rendered(job.renditions, job.facts.public(), job.placeholder, job.timings)
 
 
-def _render_video(ctx: JobContext, recipe: dict[str, Any], source: Path, workdir: Path,
+def _render_video(registry: PackRegistry, limits: Limits, recipe: dict[str, Any], source: Path, workdir: Path,
                   progress: Callable[[float], None]) -> Rendered:
     facts = probe_video(source)
-    job = VideoJob(source=source, facts=facts, recipe=recipe_from_dict(recipe), registry=ctx.registry,
-                   workdir=workdir, limits=ctx.limits, progress=progress)
+    job = VideoJob(source=source, facts=facts, recipe=recipe_from_dict(recipe), registry=registry,
+                   workdir=workdir, limits=limits, progress=progress)
     run_video_pipeline(job)
     return Rendered(job.renditions, facts.public(), job.placeholder, job.timings, extra=job.outputs_info,
                     hls_dir=job.hls["dir"], hls=job.hls)

@@ -13,7 +13,7 @@ from celery.signals import worker_process_init
 from media_service.config import Settings, load_settings
 from media_service.db import Database, MediaRepo
 from media_service.jobs import JobContext
-from media_service.packs import load_registry
+from media_service.pack_store import LiveRegistry, PackStore
 from media_service.queue import make_celery
 from media_service.storage import open_storage
 
@@ -34,8 +34,10 @@ def state() -> WorkerState:
     db = Database(settings.database_url)
     storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url,
                            public_base_url=settings.public_base_url, signing_secret=settings.signing_key)
-    registry = load_registry(settings.filters_dirs, settings.stickers_dirs, settings.music_dirs)
-    return WorkerState(settings, JobContext(MediaRepo(db), storage, registry, settings.limits,
+    packs = LiveRegistry({"looks": settings.filters_dirs, "stickers": settings.stickers_dirs,
+                          "tracks": settings.music_dirs}, PackStore(storage), settings.data_dir / "packs-cache",
+                         settings.packs_refresh_seconds)
+    return WorkerState(settings, JobContext(MediaRepo(db), storage, packs.current, settings.limits,
                                             settings.max_attempts, timeout_errors=(SoftTimeLimitExceeded,)))
 
 

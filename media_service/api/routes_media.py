@@ -21,6 +21,7 @@ from media_service.api.services import Services
 from media_service.api.views import media_view
 from media_service.db import MediaRecord, Status
 from media_service.errors import (
+    Conflict,
     EmptyFile,
     InvalidRequest,
     MediaError,
@@ -32,7 +33,7 @@ from media_service.imaging.decode import open_image, read_facts
 from media_service.imaging.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
 from media_service.jobs import media_prefix, original_key
 from media_service.probe import check_video_caps, probe_video
-from media_service.recipe import Recipe, check_for_photo, check_ids, output_window, parse_recipe
+from media_service.recipe import Recipe, check_for_photo, check_ids, output_window, parse_recipe, recipe_from_dict
 from media_service.storage.signing import validate_key
 
 log = logging.getLogger("media_service.api")
@@ -76,7 +77,7 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
         if raw_recipe is not None and not isinstance(raw_recipe, str):
             raise InvalidRequest("'recipe' must be a text field holding JSON.", field="recipe")
         recipe = parse_recipe(raw_recipe)
-        check_ids(recipe, svc.registry)
+        check_ids(recipe, svc.packs.current())
         # Disk, ffprobe and storage work: off the event loop.
         record = await run_in_threadpool(_accept, svc, owner, upload, recipe)
     finally:
@@ -151,7 +152,7 @@ def get_media(media_id: str, owner: Owner, svc: Svc) -> dict[str, Any]:
 def hls_playlist(media_id: str, path: str, expires: int, sig: str, svc: Svc) -> Response:
     """A playlist of the media's HLS tree with every URI signed; the token in the query is the permission."""
     record = svc.repo.get(media_id)
-    if record is None or record.status != Status.READY or not record.version:
+    if record is None or not record.version:
         raise NotFound()
     if not svc.hls.verify(media_id, record.version, expires, sig):
         raise NotFound("The link is invalid or has expired.")
@@ -174,6 +175,22 @@ def hls_playlist(media_id: str, path: str, expires: int, sig: str, svc: Svc) -> 
 
     body = rewrite_playlist(text, sign_uri)
     return Response(body, media_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "private, max-age=60"})
+
+
+@router.post("/{media_id}/rerender", status_code=202)
+def rerender(media_id: str, owner: Owner, svc: Svc) -> JSONResponse:
+    """Render again with the current pack versions and the same recipe; the present renditions keep
+    serving until the new version is complete."""
+    record = svc.repo.get(media_id, owner)
+    if record is None:
+        raise NotFound()
+    check_ids(recipe_from_dict(record.recipe), svc.packs.current())
+    if not svc.repo.requeue_finished(media_id):
+        raise Conflict("The media is already being processed.")
+    svc.queue.enqueue(media_id, record.kind)
+    record = svc.repo.get(media_id, owner)
+    assert record is not None
+    return JSONResponse(media_view(record, svc.storage, svc.settings.url_ttl_seconds, svc.hls), status_code=202)
 
 
 @router.delete("/{media_id}", status_code=204)

@@ -17,17 +17,17 @@ router = APIRouter()
 
 @router.get("/v1/filters", tags=["packs"])
 def list_filters(svc: Svc) -> dict[str, Any]:
-    return {"items": [look.public() for look in svc.registry.looks.values()]}
+    return {"items": [look.public() for look in svc.packs.current().looks.values()]}
 
 
 @router.get("/v1/stickers", tags=["packs"])
 def list_stickers(svc: Svc) -> dict[str, Any]:
-    return {"items": [s.public() for s in svc.registry.stickers.values()]}
+    return {"items": [s.public() for s in svc.packs.current().stickers.values()]}
 
 
 @router.get("/v1/music", tags=["packs"])
 def list_music(svc: Svc) -> dict[str, Any]:
-    return {"items": [t.public() for t in svc.registry.tracks.values()]}
+    return {"items": [t.public() for t in svc.packs.current().tracks.values()]}
 
 
 @router.get("/v1/files/{key:path}", tags=["files"], include_in_schema=False)

@@ -10,7 +10,7 @@ from media_service.db import MediaRecord, Status
 from media_service.storage import Storage
 from media_service.storage.signing import sign, verify
 
-PUBLIC_FIELDS = ("name", "content_type", "width", "height", "bytes", "duration", "bitrate")
+PUBLIC_FIELDS = ("name", "content_type", "width", "height", "bytes", "duration", "bitrate", "packs")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class HlsSigner:
 
 def media_view(record: MediaRecord, storage: Storage, ttl: int, hls: HlsSigner) -> dict[str, Any]:
     renditions = []
-    if record.status == Status.READY:
+    # A complete set stays visible while the media is being rendered again (rerender): it is only replaced
+    # when the new one is complete.
+    if record.version:
         expires = int(time.time()) + ttl
         for r in record.renditions:
             public = {k: r[k] for k in PUBLIC_FIELDS if k in r}

@@ -163,6 +163,17 @@ class MediaRepo:
             result = s.execute(update(MediaRecord).where(*conditions).values(**values))
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    def requeue_finished(self, media_id: str) -> bool:
+        """ready/failed → queued with a fresh attempt budget (a rerender); False if it is still in flight."""
+        with self.db.session() as s:
+            result = s.execute(
+                update(MediaRecord)
+                .where(MediaRecord.id == media_id, MediaRecord.status.in_((Status.READY.value, Status.FAILED.value)))
+                .values(status=Status.QUEUED.value, attempts=0, progress=0.0, error_code=None, error_message=None,
+                        updated_at=utcnow())
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def requeue(self, media_id: str, attempt: int) -> None:
         with self.db.session() as s:
             s.execute(
