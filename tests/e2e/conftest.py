@@ -70,6 +70,7 @@ def stack(s3_endpoint: str, pg_url: str, tmp_path_factory: pytest.TempPathFactor
         "MEDIA_PORT": str(port),
         "MEDIA_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "MEDIA_MUSIC_DIRS": str(write_music_pack(tmp_path_factory.mktemp("music"), frequency=2500, seconds=6)),
+        "MEDIA_PACKS_REFRESH_SECONDS": "1",
     }
     storage = S3Storage(bucket, "notes", endpoint_url=s3_endpoint)
     storage.ensure_bucket()
