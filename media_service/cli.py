@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from media_service.config import Settings, load_settings
-from media_service.errors import MediaError
+from media_service.errors import MediaError, UnsupportedMediaType
 
 DEV_KEY = "dev-key"
 REQUIRED_FILTERS = ("lut3d", "zscale", "tonemap", "overlay", "loudnorm", "sidechaincompress", "amix", "aloop")
@@ -85,25 +85,46 @@ Ctrl-C stops both.
 
 
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
-    """Render locally, no server: the same pipeline a worker runs."""
+    """Render locally, no server: the same pipeline a worker runs, for a photo or a video."""
+    from media_service.imaging.sniff import SNIFF_BYTES, sniff
     from media_service.packs import load_registry
-    from media_service.pipeline.image import ImageJob, run_image_pipeline
-    from media_service.recipe import check_ids, parse_recipe
+    from media_service.recipe import check_for_photo, check_ids, parse_recipe
 
     registry = load_registry(settings.filters_dirs, settings.stickers_dirs, settings.music_dirs)
     recipe = parse_recipe(Path(args.recipe).read_text() if args.recipe else None)
     check_ids(recipe, registry)
+    source = Path(args.input)
+    with source.open("rb") as f:
+        sniffed = sniff(f.read(SNIFF_BYTES))
+    if sniffed is None:
+        raise UnsupportedMediaType()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="media-process-") as tmp:
-        job = run_image_pipeline(ImageJob(source=Path(args.input), recipe=recipe, registry=registry,
-                                          workdir=Path(tmp), limits=settings.limits))
-        for r in job.renditions:
+        work = Path(tmp)
+        if sniffed.kind == "image":
+            from media_service.pipeline.image import ImageJob, run_image_pipeline
+
+            check_for_photo(recipe)
+            job = run_image_pipeline(ImageJob(source=source, recipe=recipe, registry=registry, workdir=work,
+                                              limits=settings.limits))
+            assert job.facts is not None
+            facts, renditions, placeholder, timings = job.facts.public(), job.renditions, job.placeholder, job.timings
+        else:
+            from media_service.pipeline.video import VideoJob, prepare_workdir, run_video_pipeline
+            from media_service.probe import check_video_caps, probe_video
+
+            video = probe_video(source)
+            check_video_caps(video, settings.limits)
+            prepare_workdir(source, work)
+            vjob = run_video_pipeline(VideoJob(source=work / "source", facts=video, recipe=recipe, registry=registry,
+                                               workdir=work, limits=settings.limits))
+            facts, renditions, placeholder, timings = video.public(), vjob.renditions, vjob.placeholder, vjob.timings
+            shutil.copytree(work / "hls", out / "hls", dirs_exist_ok=True)
+        for r in renditions:
             shutil.copyfile(r.path, out / r.name)
-    assert job.facts is not None
-    result = {"source": job.facts.public(), "placeholder": job.placeholder,
-              "renditions": [r.public() for r in job.renditions],
-              "timings_ms": {k: round(v * 1000, 1) for k, v in job.timings.items()}}
+    result = {"source": facts, "placeholder": placeholder, "renditions": [r.public() for r in renditions],
+              "timings_ms": {k: round(v * 1000, 1) for k, v in timings.items()}}
     (out / "result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return 0
@@ -223,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--hostname", default=None)
     worker.add_argument("--loglevel", default="INFO")
     sub.add_parser("dev", help="API and a worker on embedded defaults")
-    process = sub.add_parser("process", help="render a photo locally, no server")
+    process = sub.add_parser("process", help="render a photo or a video locally, no server")
     process.add_argument("input")
     process.add_argument("--recipe", default=None, help="a recipe JSON file")
     process.add_argument("--out", required=True, help="output directory")

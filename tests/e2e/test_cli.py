@@ -66,3 +66,18 @@ def test_doctor_names_what_is_down(tmp_path: Path) -> None:
     done = run(["doctor"], env)
     assert done.returncode == 1
     assert any(line.startswith("FAIL") and "broker" in line for line in done.stdout.splitlines()), done.stdout
+
+
+def test_process_renders_a_video_locally(tmp_path: Path) -> None:
+    from tests.support.video import make_video, probe, stream
+
+    src = make_video(tmp_path / "clip.mp4", width=320, height=568, seconds=2)
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"filter": {"id": "starter/cool"}, "cover": {"time": 1.0}}))
+    out = tmp_path / "out"
+    done = run(["process", str(src), "--recipe", str(recipe), "--out", str(out)], clean_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert (out / "hls" / "master.m3u8").is_file()
+    v = stream(probe(out / "320p.mp4"), "video")
+    assert v is not None and (v["width"], v["height"]) == (320, 568)
+    assert json.loads((out / "result.json").read_text())["source"]["duration"] == 2.0
