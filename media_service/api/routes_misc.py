@@ -1,8 +1,6 @@
-"""Catalogue, local file downloads and health."""
+"""Local file downloads and health."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -13,21 +11,6 @@ from media_service.storage import LocalStorage
 from media_service.storage.signing import validate_key, verify
 
 router = APIRouter()
-
-
-@router.get("/v1/filters", tags=["packs"])
-def list_filters(svc: Svc) -> dict[str, Any]:
-    return {"items": [look.public() for look in svc.packs.current().looks.values()]}
-
-
-@router.get("/v1/stickers", tags=["packs"])
-def list_stickers(svc: Svc) -> dict[str, Any]:
-    return {"items": [s.public() for s in svc.packs.current().stickers.values()]}
-
-
-@router.get("/v1/music", tags=["packs"])
-def list_music(svc: Svc) -> dict[str, Any]:
-    return {"items": [t.public() for t in svc.packs.current().tracks.values()]}
 
 
 @router.get("/v1/files/{key:path}", tags=["files"], include_in_schema=False)

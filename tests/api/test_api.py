@@ -181,7 +181,7 @@ def test_catalogue(client: TestClient) -> None:
     looks = client.get("/v1/filters").json()["items"]
     assert {i["id"] for i in looks} == {"tlooks/warm", "tlooks/identity"}
     assert looks[0]["title"]["en"] and looks[0]["title"]["zh"]
-    stickers = client.get("/v1/stickers").json()["items"]
+    stickers = [{k: v for k, v in s.items() if k != "preview_url"} for s in client.get("/v1/stickers").json()["items"]]
     assert stickers == [{"id": "tstickers/red", "title": {"en": "Red bar", "zh": "红条"}, "scale": 0.2,
                          "tags": [], "width": 200, "height": 100, "animated": False, "pack": "tstickers",
                          "version": "1.0.0"}]
@@ -221,3 +221,20 @@ def test_image_header_facts_after_orientation(client: TestClient, tmp_path: Path
     data = save_jpeg(Image.new("RGB", (640, 480)), tmp_path / "o.jpg", orientation=6).read_bytes()
     src = client.post("/v1/media", headers=ALICE, files={"file": ("o.jpg", data)}).json()["source"]
     assert (src["width"], src["height"]) == (480, 640)
+
+
+def test_catalogue_previews(client: TestClient) -> None:
+    looks = {i["id"]: i for i in client.get("/v1/filters").json()["items"]}
+    warm = client.get(looks["tlooks/warm"]["preview_url"].removeprefix("http://127.0.0.1:8000"))
+    identity = client.get(looks["tlooks/identity"]["preview_url"].removeprefix("http://127.0.0.1:8000"))
+    assert warm.status_code == identity.status_code == 200 and warm.headers["content-type"] == "image/jpeg"
+    w = Image.open(io.BytesIO(warm.content)).convert("RGB").getpixel((160, 200))
+    i = Image.open(io.BytesIO(identity.content)).convert("RGB").getpixel((160, 200))
+    assert w[0] > i[0] + 20 and w[2] < i[2] - 20  # the thumbnail shows the look: warmer than the identity
+    sticker = client.get("/v1/stickers").json()["items"][0]
+    img = client.get(sticker["preview_url"].removeprefix("http://127.0.0.1:8000"))
+    assert img.status_code == 200 and Image.open(io.BytesIO(img.content)).mode == "RGBA"
+    track = client.get("/v1/music").json()["items"][0]
+    audio = client.get(track["preview_url"].removeprefix("http://127.0.0.1:8000"))
+    assert audio.status_code == 200 and audio.headers["content-type"] == "audio/ogg" and audio.content[:4] == b"OggS"
+    assert client.get("/v1/filters/tlooks/nope/preview.jpg").status_code == 404
