@@ -111,6 +111,26 @@ class StickerPlacement:
     box: Box
 
 
+@dataclass(frozen=True)
+class Margins:
+    """Fractions of the frame's width (left, right) and height (top, bottom)."""
+
+    left: float = 0.0
+    top: float = 0.0
+    right: float = 0.0
+    bottom: float = 0.0
+
+
+CENTRE = (0.5, 0.5)
+
+
+def _keep_inside(start: float, size: int, lo: float, hi: float) -> float:
+    """Moved the least so that [start, start+size] lies in [lo, hi]; centred on it when it cannot fit."""
+    if size > hi - lo:
+        return (lo + hi - size) / 2
+    return min(max(start, lo), hi - size)
+
+
 def sticker_placement(
     frame_w: int,
     frame_h: int,
@@ -121,14 +141,27 @@ def sticker_placement(
     y: float,
     scale: float,
     rotation: float,
+    anchor: tuple[float, float] = CENTRE,
+    safe_area: Margins | None = None,
 ) -> StickerPlacement:
-    """``x``, ``y``: the sticker's centre as a fraction of the frame; ``scale``: its width as a fraction
-    of the frame's width; ``rotation``: degrees clockwise (as on screen)."""
+    """``x``, ``y``: where the sticker's ``anchor`` (a point of the sticker, as fractions of its width and
+    height; the centre unless its pack says otherwise) lands, as a fraction of the frame; ``scale``: its
+    width as a fraction of the frame's width; ``rotation``: degrees clockwise (as on screen), about the
+    anchor. With a ``safe_area``, the turned sticker is then moved the least so that it stays out of those
+    margins (the app's own buttons cover them)."""
     w = max(1, round(frame_w * scale))
     h = max(1, round(sticker_h * w / sticker_w))
     theta = math.radians(rotation)
-    c, s = abs(math.cos(theta)), abs(math.sin(theta))
+    cos, sin = math.cos(theta), math.sin(theta)
+    c, s = abs(cos), abs(sin)
     bw = max(1, math.ceil(w * c + h * s - 1e-9))
     bh = max(1, math.ceil(w * s + h * c - 1e-9))
-    cx, cy = x * frame_w, y * frame_h
-    return StickerPlacement(w, h, Box(round(cx - bw / 2), round(cy - bh / 2), bw, bh))
+    # The anchor's offset from the sticker's centre, turned clockwise on a y-down screen.
+    ax, ay = (anchor[0] - 0.5) * w, (anchor[1] - 0.5) * h
+    cx = x * frame_w - (ax * cos - ay * sin)
+    cy = y * frame_h - (ax * sin + ay * cos)
+    left, top = cx - bw / 2, cy - bh / 2
+    if safe_area is not None:
+        left = _keep_inside(left, bw, safe_area.left * frame_w, frame_w * (1 - safe_area.right))
+        top = _keep_inside(top, bh, safe_area.top * frame_h, frame_h * (1 - safe_area.bottom))
+    return StickerPlacement(w, h, Box(round(left), round(top), bw, bh))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFilter
 
-from media_service.geometry import sticker_placement
+from media_service.geometry import CENTRE, Margins, sticker_placement
 
 
 def apply_look(img: Image.Image, lut: ImageFilter.Color3DLUT) -> Image.Image:
@@ -22,13 +22,16 @@ class PlacedSticker:
     scale: float
     rotation: float
     opacity: float
+    anchor: tuple[float, float] = CENTRE  # the sticker's point that lands on (x, y); from its pack
+    safe_area: Margins | None = None  # frame margins it is kept out of; from its pack
 
 
 def render_sticker(sticker: PlacedSticker, frame_w: int, frame_h: int) -> tuple[Image.Image, tuple[int, int]]:
-    """The sticker scaled, rotated and faded, and the top-left where its centre lands on the frame."""
+    """The sticker scaled, rotated and faded, and the top-left of where it lands on the frame."""
     src = sticker.image
     p = sticker_placement(frame_w, frame_h, src.width, src.height, x=sticker.x, y=sticker.y,
-                          scale=sticker.scale, rotation=sticker.rotation)
+                          scale=sticker.scale, rotation=sticker.rotation, anchor=sticker.anchor,
+                          safe_area=sticker.safe_area)
     art = src.resize((p.width, p.height), Image.Resampling.LANCZOS, reducing_gap=3.0)
     if sticker.rotation % 360:
         # Pillow turns counter-clockwise; the recipe's degrees are clockwise, as on screen.

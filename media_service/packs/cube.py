@@ -139,3 +139,45 @@ def parse_cube(text: str, path: str = "<cube>") -> Lut:
         raise PackError(path, None, f"LUT_3D_SIZE {size} needs {expected} rows, found {len(row_lines)}")
     table = np.clip(numbers, 0.0, 1.0).astype(np.float32).reshape(size, size, size, 3)
     return Lut(size, table, title)
+
+
+HALD_LEVELS = range(2, 9)  # level L: an L³×L³ image holding an L²-point cube; 8 → 512×512, 64³ (our limit is 65³)
+
+
+def load_hald(path: Path) -> Lut:
+    """A Hald CLUT PNG (as darktable, RawTherapee, G'MIC and ffmpeg's haldclut export it): an L³×L³ image
+    whose pixels, read row by row, are the L²-point cube's entries with red changing fastest, then green,
+    then blue: the same order as a .cube table."""
+    from PIL import Image
+
+    where = str(path)
+    try:
+        with Image.open(path) as img:
+            fmt, size = img.format, img.size
+            if fmt != "PNG":
+                raise PackError(where, None, f"a Hald CLUT must be a PNG, this is {fmt}")
+            img.load()
+            rgb = img.convert("RGB")
+    except FileNotFoundError:
+        raise PackError(where, None, "file not found") from None
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise PackError(where, None, f"not a readable PNG ({exc})") from None
+    width, height = size
+    level = round(width ** (1 / 3))
+    if width != height or level**3 != width:
+        raise PackError(where, None, f"{width}×{height} is not a Hald CLUT: it must be square with a side of "
+                                     "L³ (8, 27, 64, 125, 216, 343 or 512 pixels)")
+    if level not in HALD_LEVELS:
+        raise PackError(where, None, f"Hald level {level} is outside {HALD_LEVELS.start}..{HALD_LEVELS.stop - 1}")
+    n = level * level
+    table = (np.asarray(rgb, dtype=np.float32) / 255.0).reshape(n, n, n, 3)
+    return Lut(n, table, path.stem)
+
+
+def load_lut(path: Path) -> Lut:
+    """A look's table from a .cube file or a Hald CLUT .png."""
+    if path.suffix.lower() == ".png":
+        return load_hald(path)
+    if path.suffix.lower() != ".cube":
+        raise PackError(str(path), None, "a look's table is a .cube file or a Hald CLUT .png")
+    return load_cube(path)

@@ -9,14 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from media_service.errors import PackError
+from media_service.geometry import CENTRE, Margins
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 
 PACK_KEYS = {"id", "version", "title", "author", "license", "description"}
 LOOK_KEYS = {"id", "title", "lut", "intensity", "tags"}
-STICKER_KEYS = {"id", "title", "file", "scale", "tags"}
+STICKER_KEYS = {"id", "title", "file", "scale", "anchor", "safe_area", "tags"}
 TRACK_KEYS = {"id", "title", "file", "artist", "license", "source", "loop", "tags"}
+# Named anchors: the sticker's point (fractions of its width and height) that lands on the recipe's x, y.
+ANCHORS = {"center": CENTRE, "top": (0.5, 0.0), "bottom": (0.5, 1.0), "left": (0.0, 0.5), "right": (1.0, 0.5),
+           "top-left": (0.0, 0.0), "top-right": (1.0, 0.0), "bottom-left": (0.0, 1.0), "bottom-right": (1.0, 1.0)}
+SAFE_AREA_KEYS = ("left", "top", "right", "bottom")
 KINDS = {"looks": (LOOK_KEYS, "lut"), "stickers": (STICKER_KEYS, "file"), "tracks": (TRACK_KEYS, "file")}
 
 
@@ -113,6 +118,26 @@ def _number(table: dict[str, Any], key: str, where: str, lo: float, hi: float, p
     return float(value)
 
 
+def _anchor(value: Any, where: str, path: str, line: int | None) -> tuple[float, float]:
+    if isinstance(value, str) and value in ANCHORS:
+        return ANCHORS[value]
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in value)):
+        return float(value[0]), float(value[1])
+    raise PackError(path, line, f"{where}.anchor must be one of {', '.join(ANCHORS)} or [x, y] with both in "
+                                "0..1 (fractions of the sticker's width and height, [0.5, 1.0] = bottom centre)")
+
+
+def _safe_area(value: Any, where: str, path: str, line: int | None) -> Margins | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value or not set(value) <= set(SAFE_AREA_KEYS):
+        raise PackError(path, line, f"{where}.safe_area must be a table of margins, fractions of the frame, like "
+                                    "{ top = 0.1, bottom = 0.15 } (keys: left, top, right, bottom)")
+    margins = {k: _number(value, k, f"{where}.safe_area", 0.0, 0.45, path, line, default=0.0) for k in SAFE_AREA_KEYS}
+    return Margins(**margins)
+
+
 def _asset(root: Path, rel: str, path: str, line: int | None) -> Path:
     candidate = Path(rel)
     if candidate.is_absolute() or ".." in candidate.parts:
@@ -206,6 +231,9 @@ def load_manifest(pack_dir: Path, expected_kind: str, problems: list[PackError] 
                 default = _number(table, "intensity", where, 0.0, 1.0, path, line, default=1.0)
             elif expected_kind == "stickers":
                 default = _number(table, "scale", where, 0.01, 1.0, path, line, default=0.25)
+                extra = {"anchor": _anchor(table.get("anchor", "center"), where, path, lines.of_key("anchor", line)),
+                         "safe_area": _safe_area(table.get("safe_area"), where, path,
+                                                 lines.of_key("safe_area", line))}
             else:
                 default = 0.0
                 extra = {key: _str(table, key, where, path, lines.of_key(key, line) or line)

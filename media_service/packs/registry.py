@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -11,7 +12,8 @@ from typing import Any
 from PIL import Image, ImageFilter
 
 from media_service.errors import MediaError, PackError
-from media_service.packs.cube import Lut, fold_intensity, load_cube
+from media_service.geometry import CENTRE, Margins
+from media_service.packs.cube import Lut, fold_intensity, load_lut
 from media_service.packs.manifest import Manifest, PackInfo, RawItem, Title, load_manifest
 
 MAX_STICKER_SIDE = 2048
@@ -42,15 +44,18 @@ class StickerItem:
     width: int
     height: int
     frames: int = 1
+    anchor: tuple[float, float] = CENTRE
+    safe_area: Margins | None = None
 
     @property
     def animated(self) -> bool:
         return self.frames > 1
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title.as_dict(), "scale": self.scale, "tags": list(self.tags),
-                "width": self.width, "height": self.height, "animated": self.animated, "pack": self.pack.id,
-                "version": self.pack.version}
+        safe = None if self.safe_area is None else dataclasses.asdict(self.safe_area)
+        return {"id": self.id, "title": self.title.as_dict(), "scale": self.scale, "anchor": list(self.anchor),
+                "safe_area": safe, "tags": list(self.tags), "width": self.width, "height": self.height,
+                "animated": self.animated, "pack": self.pack.id, "version": self.pack.version}
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,7 @@ def _each(manifest: Manifest, problems: Problems, build: Callable[[RawItem], Any
 def _looks(manifest: Manifest, problems: Problems = None) -> dict[str, Look]:
     def build(item: RawItem) -> Look:
         return Look(id=f"{manifest.pack.id}/{item.id}", title=item.title, intensity=item.default, tags=item.tags,
-                    pack=manifest.pack, lut=load_cube(item.path))
+                    pack=manifest.pack, lut=load_lut(item.path))
 
     return _each(manifest, problems, build)
 
@@ -197,7 +202,7 @@ def _stickers(manifest: Manifest, problems: Problems = None) -> dict[str, Sticke
     def build(item: RawItem) -> StickerItem:
         width, height, frames = _check_sticker(item.path, str(manifest.path), item.line)
         return StickerItem(f"{manifest.pack.id}/{item.id}", item.title, item.default, item.tags, manifest.pack,
-                           item.path, width, height, frames)
+                           item.path, width, height, frames, item.extra["anchor"], item.extra["safe_area"])
 
     return _each(manifest, problems, build)
 

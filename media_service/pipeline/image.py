@@ -20,10 +20,11 @@ from media_service.geometry import Box
 from media_service.imaging import decode as dec
 from media_service.imaging.encode import Encoded, encode_jpeg, encode_webp
 from media_service.imaging.faces import find_faces
-from media_service.imaging.overlay import PlacedSticker, apply_look, place_stickers
+from media_service.imaging.overlay import apply_look, place_stickers
 from media_service.imaging.placeholder import blurhash, dominant_color
 from media_service.limits import DEFAULT_LIMITS, IMAGE_WIDTHS, Limits
 from media_service.packs import PackRegistry
+from media_service.pipeline.stickers import placed_sticker
 from media_service.recipe import Recipe
 
 
@@ -116,16 +117,7 @@ def apply_filter(job: ImageJob) -> None:
 def stickers(job: ImageJob) -> None:
     if not job.recipe.stickers:
         return
-    placed = [
-        PlacedSticker(
-            image=job.registry.sticker_image(s.id),
-            x=s.x, y=s.y,
-            scale=s.scale if s.scale is not None else job.registry.stickers[s.id].scale,
-            rotation=s.rotation, opacity=s.opacity,
-        )
-        for s in job.recipe.stickers
-    ]
-    job.image = place_stickers(job.img, placed)
+    job.image = place_stickers(job.img, [placed_sticker(job.registry, s) for s in job.recipe.stickers])
 
 
 def render_ladder(job: ImageJob) -> None:

@@ -29,11 +29,12 @@ from media_service.ffmpeg.hls import Variant, avc_codec_from_mp4, master_playlis
 from media_service.ffmpeg.runner import ResourceLimits, run_tool
 from media_service.ffmpeg.safety import AUDIO_DEMUXERS, input_options
 from media_service.imaging.encode import encode_jpeg, encode_webp
-from media_service.imaging.overlay import PlacedSticker, render_sticker
+from media_service.imaging.overlay import render_sticker
 from media_service.imaging.placeholder import blurhash, dominant_color
 from media_service.limits import DEFAULT_LIMITS, Limits
 from media_service.packs import PackRegistry
 from media_service.pipeline.image import Rendition
+from media_service.pipeline.stickers import placed_sticker
 from media_service.probe import VideoFacts
 from media_service.recipe import Recipe, output_window
 
@@ -201,9 +202,7 @@ def _sticker_to_yuv(node: Any) -> Any:
 def plan_stickers(job: VideoJob) -> None:
     w, h = job.top
     for i, s in enumerate(job.recipe.stickers):
-        placed = PlacedSticker(job.registry.sticker_image(s.id), s.x, s.y,
-                               s.scale if s.scale is not None else job.registry.stickers[s.id].scale,
-                               s.rotation, s.opacity)
+        placed = placed_sticker(job.registry, s)
         # The same code as photos scales, turns and fades the sticker, at the frame's real size.
         art, (left, top) = render_sticker(placed, w, h)
         options: dict[str, Any] = {"x": left, "y": top, "format": "yuv420", "eof_action": "repeat"}
@@ -213,7 +212,7 @@ def plan_stickers(job: VideoJob) -> None:
             options["enable"] = f"between(t,{start:.3f},{end:.3f})"
         if job.registry.stickers[s.id].animated:
             # Every frame through the same transform, as a looping APNG that starts at the window's start.
-            frames = [(render_sticker(PlacedSticker(frame, s.x, s.y, placed.scale, s.rotation, s.opacity), w, h)[0],
+            frames = [(render_sticker(placed_sticker(job.registry, s, frame), w, h)[0],
                        duration) for frame, duration in job.registry.sticker_frames(s.id)]
             name = f"sticker{i}.apng"
             frames[0][0].save(job.workdir / name, "PNG", save_all=True, append_images=[f for f, _ in frames[1:]],

@@ -24,7 +24,7 @@ from tests.support.media import (
     save_heic,
     save_jpeg,
 )
-from tests.support.packs import write_look_pack, write_sticker_pack
+from tests.support.packs import PACK_HEADER, write_look_pack, write_sticker_pack
 
 pytestmark = pytest.mark.media
 
@@ -230,3 +230,51 @@ def test_cmyk_and_16_bit(registry: PackRegistry, tmp_path: Path) -> None:
     Image.fromarray(np.full((300, 400), 40000, dtype=np.uint16)).save(deep)
     r, g, b = mean_rgb(opened(render(deep, registry, tmp_path), "w360.jpg"), (20, 20, 300, 200))
     assert abs(r - 40000 / 257) < 4 and r == g == b
+
+
+def _pin_registry(root: Path) -> PackRegistry:
+    """A red 200×100 sticker pinned by its bottom centre, and the same kept out of the bottom 20%."""
+    pack = root / "pins"
+    pack.mkdir(parents=True)
+    Image.new("RGBA", (200, 100), (255, 0, 0, 255)).save(pack / "red.png")
+    (pack / "pack.toml").write_text(PACK_HEADER.format(id="pins") + """
+[[stickers]]
+id = "pin"
+title = { en = "Pin", zh = "钉" }
+file = "red.png"
+anchor = "bottom"
+
+[[stickers]]
+id = "safe"
+title = { en = "Safe", zh = "安全" }
+file = "red.png"
+safe_area = { bottom = 0.2, right = 0.1 }
+""")
+    return load_registry([], [root])
+
+
+def test_sticker_anchor_lands_on_the_point_and_turns_about_it(tmp_path: Path) -> None:
+    registry = _pin_registry(tmp_path / "packs")
+    src = save_jpeg(grey_image(1080, 1080), tmp_path / "g.jpg", quality=98)
+    img = opened(render(src, registry, tmp_path, {"stickers": [
+        {"id": "pins/pin", "x": 0.5, "y": 0.5, "scale": 0.4}]}), "w1080.webp")
+    # 432×216 with its bottom edge's centre on (540, 540): all of it above the point.
+    assert mean_rgb(img, (540 - 150, 540 - 190, 540 + 150, 540 - 30))[0] > 230
+    assert abs(mean_rgb(img, (540 - 150, 540 + 20, 540 + 150, 540 + 80))[0] - 128) < 6
+    img = opened(render(src, registry, tmp_path, {"stickers": [
+        {"id": "pins/pin", "x": 0.5, "y": 0.5, "scale": 0.4, "rotation": 90}]}), "w1080.webp")
+    # Turned clockwise about the pin: the body now lies to the right of (540, 540).
+    assert mean_rgb(img, (540 + 30, 540 - 150, 540 + 190, 540 + 150))[0] > 230
+    assert abs(mean_rgb(img, (540 - 190, 540 - 150, 540 - 30, 540 + 150))[0] - 128) < 6
+
+
+def test_sticker_safe_area_keeps_it_out_of_the_margins(tmp_path: Path) -> None:
+    registry = _pin_registry(tmp_path / "packs")
+    src = save_jpeg(grey_image(1080, 1080), tmp_path / "g.jpg", quality=98)
+    img = opened(render(src, registry, tmp_path, {"stickers": [
+        {"id": "pins/safe", "x": 0.95, "y": 0.97, "scale": 0.4}]}), "w1080.webp")
+    # Asked for the bottom-right corner; moved up and left until it clears the bottom 20% and right 10%.
+    safe_right, safe_bottom = 1080 - 108, 1080 - 216
+    assert mean_rgb(img, (safe_right - 420, safe_bottom - 200, safe_right - 12, safe_bottom - 12))[0] > 230
+    assert abs(mean_rgb(img, (safe_right - 400, safe_bottom + 10, safe_right - 20, 1075))[0] - 128) < 6
+    assert abs(mean_rgb(img, (safe_right + 10, safe_bottom - 200, 1075, safe_bottom - 20))[0] - 128) < 6
