@@ -28,7 +28,7 @@ from typing import Any
 from media_service.errors import MediaError, PackError, StorageObjectMissing
 from media_service.packs.archive import extract_or_clean
 from media_service.packs.manifest import KINDS
-from media_service.packs.registry import Look, PackRegistry, StickerItem, Track, _pack_dirs, load_packs
+from media_service.packs.registry import Look, PackRegistry, StickerItem, Track, load_packs, pack_folders
 from media_service.packs.validate import kind_of
 from media_service.storage import Storage
 
@@ -158,7 +158,8 @@ class LiveRegistry:
         self._checked = clock()
 
     def _build(self, index: dict[str, Any]) -> PackRegistry:
-        dirs: dict[str, list[Path]] = {kind: _pack_dirs(self.local.get(kind, [])) for kind in KINDS}
+        dirs: dict[str, list[Path]] = {kind: pack_folders(self.local.get(kind, []), self.cache / "local-zips")
+                                       for kind in KINDS}
         for kind, packs in index.items():
             if kind not in dirs or self.store is None:
                 continue

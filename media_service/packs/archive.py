@@ -7,8 +7,11 @@ under the destination, counting bytes as they are written (headers can lie).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import stat
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -104,3 +107,38 @@ def extract_or_clean(archive: Path, dest: Path, limits: ArchiveLimits = ArchiveL
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
+
+
+def default_zip_cache() -> Path:
+    return Path(tempfile.gettempdir()) / f"notes-media-zip-packs-{os.getuid()}"
+
+
+def unpacked(archive: Path, cache: Path | None = None, limits: ArchiveLimits = ArchiveLimits()) -> Path:
+    """A local pack archive's folder, extracted once per content (by hash) into ``cache``; a designer who
+    replaces the .zip gets the new content at the next load, and a broken archive raises PackError."""
+    digest = hashlib.sha256()
+    try:
+        with open(archive, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise PackError(str(archive), None, f"cannot read the archive ({exc.strerror})") from None
+    target = (cache or default_zip_cache()) / digest.hexdigest()[:24]
+    done = target / ".ok"
+    if not done.exists():
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Extracted beside the target and renamed into place, so concurrent loaders never see half of it.
+        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
+        try:
+            extract_or_clean(archive, tmp / "x", limits)
+            (tmp / ".ok").touch()
+            tmp.rename(target)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not done.exists():
+                raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return next(p for p in (target / "x").iterdir() if p.is_dir())

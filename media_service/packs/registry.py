@@ -13,6 +13,7 @@ from PIL import Image, ImageFilter
 
 from media_service.errors import MediaError, PackError
 from media_service.geometry import CENTRE, Margins
+from media_service.packs.archive import unpacked
 from media_service.packs.cube import Lut, fold_intensity, load_lut
 from media_service.packs.manifest import Manifest, PackInfo, RawItem, Title, load_manifest
 
@@ -165,16 +166,29 @@ class PackRegistry:
         return cached
 
 
-def _pack_dirs(roots: Iterable[Path]) -> list[Path]:
+Problems = list[PackError] | None
+
+
+def pack_folders(roots: Iterable[Path], zip_cache: Path | None = None, problems: Problems = None) -> list[Path]:
+    """The pack folders under each root (a root holds pack folders and pack .zip archives; it may also be
+    one .zip). A broken archive raises, or (validating) is recorded and skipped."""
     dirs: list[Path] = []
     for root in roots:
-        if not root.is_dir():
+        if root.is_file() and root.suffix.lower() == ".zip":
+            archives = [root]
+        elif root.is_dir():
+            dirs.extend(sorted(p for p in root.iterdir() if p.is_dir() and (p / "pack.toml").exists()))
+            archives = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".zip")
+        else:
             continue
-        dirs.extend(sorted(p for p in root.iterdir() if p.is_dir() and (p / "pack.toml").exists()))
+        for archive in archives:
+            try:
+                dirs.append(unpacked(archive, zip_cache))
+            except PackError as problem:
+                if problems is None:
+                    raise
+                problems.append(problem)
     return dirs
-
-
-Problems = list[PackError] | None
 
 
 def _each(manifest: Manifest, problems: Problems, build: Callable[[RawItem], Any]) -> dict[str, Any]:
@@ -254,7 +268,9 @@ def load_packs(pack_dirs: dict[str, list[Path]], problems: Problems = None) -> P
 
 
 def load_registry(filter_roots: Iterable[Path], sticker_roots: Iterable[Path],
-                  music_roots: Iterable[Path] = (), problems: Problems = None) -> PackRegistry:
-    """Every pack under the given roots (each root holds pack folders)."""
-    return load_packs({"looks": _pack_dirs(filter_roots), "stickers": _pack_dirs(sticker_roots),
-                       "tracks": _pack_dirs(music_roots)}, problems)
+                  music_roots: Iterable[Path] = (), problems: Problems = None,
+                  zip_cache: Path | None = None) -> PackRegistry:
+    """Every pack under the given roots (each root holds pack folders and pack .zip archives)."""
+    return load_packs({"looks": pack_folders(filter_roots, zip_cache, problems),
+                       "stickers": pack_folders(sticker_roots, zip_cache, problems),
+                       "tracks": pack_folders(music_roots, zip_cache, problems)}, problems)

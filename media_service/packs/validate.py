@@ -7,20 +7,39 @@ import tomllib
 from pathlib import Path
 
 from media_service.errors import MediaError, PackError
+from media_service.packs.archive import unpacked
 from media_service.packs.manifest import KINDS
 from media_service.packs.registry import PackRegistry, load_packs
 
 SILENT_LUFS = -50.0
 
 
-def pack_dirs(paths: list[Path]) -> list[Path]:
-    """A path is a pack folder (it has pack.toml) or a folder of packs (like filters/)."""
+def pack_dirs(paths: list[Path], problems: list[PackError] | None = None,
+              shown_as: dict[Path, str] | None = None) -> list[Path]:
+    """A path is a pack folder (it has pack.toml), a pack .zip, or a folder of those (like filters/).
+    ``shown_as`` learns, for each archive's extracted folder, how to name it in a problem."""
     out: list[Path] = []
     for path in paths:
         if (path / "pack.toml").is_file():
             out.append(path)
+            continue
+        archives: list[Path] = []
+        if path.is_file() and path.suffix.lower() == ".zip":
+            archives = [path]
         elif path.is_dir():
             out.extend(sorted(p for p in path.iterdir() if (p / "pack.toml").is_file()))
+            archives = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".zip")
+        for archive in archives:
+            try:
+                folder = unpacked(archive)
+            except PackError as problem:
+                if problems is None:
+                    raise
+                problems.append(problem)
+                continue
+            out.append(folder)
+            if shown_as is not None:
+                shown_as[folder] = f"{archive}:{folder.name}"
     return out
 
 
@@ -45,11 +64,12 @@ def _track_loudness(path: Path) -> float | None:
 
 
 def validate(paths: list[Path]) -> tuple[PackRegistry, list[PackError]]:
-    dirs = pack_dirs(paths)
     problems: list[PackError] = []
+    shown_as: dict[Path, str] = {}
+    dirs = pack_dirs(paths, problems, shown_as)
     missing = [p for p in paths if not p.exists()]
     problems += [PackError(str(p), None, "no such file or folder") for p in missing]
-    if not dirs and not missing:
+    if not dirs and not missing and not problems:
         problems.append(PackError(", ".join(map(str, paths)), None, "no pack.toml found here"))
     by_kind: dict[str, list[Path]] = {kind: [] for kind in KINDS}
     for d in dirs:
@@ -64,4 +84,12 @@ def validate(paths: list[Path]) -> tuple[PackRegistry, list[PackError]]:
         if lufs is None or lufs < SILENT_LUFS:
             problems.append(PackError(str(track.pack.root / "pack.toml"), None,
                                       f"{track.path.name}: silent or nearly so ({lufs} LUFS); check the export"))
-    return registry, problems
+    return registry, [_shown(p, shown_as) for p in problems]
+
+
+def _shown(problem: PackError, shown_as: dict[Path, str]) -> PackError:
+    """A problem inside an extracted archive, named as ``pack.zip:<pack>/<file>`` rather than a cache path."""
+    for folder, name in shown_as.items():
+        if Path(problem.path).is_relative_to(folder):
+            return PackError(f"{name}/{Path(problem.path).relative_to(folder)}", problem.line, problem.problem)
+    return problem

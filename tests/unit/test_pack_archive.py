@@ -71,3 +71,49 @@ def test_too_many_bytes_in_all(tmp_path: Path) -> None:
     archive = _zip(tmp_path / "big.zip", [(f"p/f{i}.bin", bytes(range(256)) * 400) for i in range(5)])
     with pytest.raises(PackError, match="expands to more than"):
         extract_or_clean(archive, tmp_path / "d", ArchiveLimits(max_total_bytes=300_000))
+
+
+def test_local_zip_packs_load_beside_folders(tmp_path: Path) -> None:
+    from media_service.packs import load_registry
+    from tests.support.packs import write_look_pack
+
+    src = write_look_pack(tmp_path / "src", "zipped")
+    root = tmp_path / "filters"
+    write_look_pack(root, "folder")
+    build_zip(src / "zipped", root / "zipped-1.0.0.zip")
+    cache = tmp_path / "cache"
+    registry = load_registry([root], [], zip_cache=cache)
+    assert {"folder/warm", "zipped/warm"} <= set(registry.looks)
+    # Extracted once per content: loading again reuses it; a changed archive gets its own folder.
+    assert len(list(cache.iterdir())) == 1
+    load_registry([root], [], zip_cache=cache)
+    assert len(list(cache.iterdir())) == 1
+    # And a root may itself be one archive.
+    assert set(load_registry([root / "zipped-1.0.0.zip"], [], zip_cache=cache).looks) == {"zipped/warm",
+                                                                                          "zipped/identity"}
+
+
+def test_validate_a_zip_names_problems_inside_it(tmp_path: Path) -> None:
+    from media_service.packs.validate import validate
+    from tests.support.packs import write_look_pack
+
+    src = write_look_pack(tmp_path / "src", "zipped")
+    (src / "zipped" / "luts" / "warm.cube").write_text("LUT_3D_SIZE 2\n0 0 0\n")
+    archive = build_zip(src / "zipped", tmp_path / "zipped.zip")
+    _, problems = validate([archive])
+    assert [(p.path, p.problem) for p in problems] == [
+        (f"{archive}:zipped/luts/warm.cube", "LUT_3D_SIZE 2 needs 8 rows, found 1")]
+    evil = _zip(tmp_path / "evil.zip", [("../x.cube", b"1")])
+    _, problems = validate([evil])
+    assert len(problems) == 1 and "'..'" in problems[0].problem and problems[0].path == str(evil)
+    assert not (tmp_path / "x.cube").exists()
+
+
+def test_broken_local_zip_stops_the_load(tmp_path: Path) -> None:
+    from media_service.packs import load_registry
+
+    root = tmp_path / "filters"
+    root.mkdir()
+    (root / "broken.zip").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(PackError, match="not a readable zip"):
+        load_registry([root], [], zip_cache=tmp_path / "cache")
