@@ -168,7 +168,7 @@ class LiveRegistry:
                     continue
                 folder = self.store.fetch(kind, pack_id, entry["current"], self.cache)
                 dirs[kind] = [d for d in dirs[kind] if d.name != pack_id] + [folder]
-        return load_packs(dirs)
+        return load_packs(dirs, cache=self.cache)
 
     def refresh(self) -> bool:
         """Look at the index now; returns whether the registry changed."""

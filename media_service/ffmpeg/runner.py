@@ -56,15 +56,16 @@ Classifier = Callable[[int, str], MediaError]
 
 def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None, check: bool = True,
              on_line: Callable[[str], None] | None = None, limits: ResourceLimits | None = None,
-             classify: Classifier | None = None) -> ToolResult:
+             classify: Classifier | None = None, stderr_lines: int = 200) -> ToolResult:
     """Run ``argv``. With ``on_line``, stdout is read line by line as it comes (ffmpeg's ``-progress
-    pipe:1``) and not kept. ``classify`` turns a failed exit into the right MediaError."""
+    pipe:1``) and not kept. ``classify`` turns a failed exit into the right MediaError. ``stderr_lines``:
+    how many of stderr's last lines the result keeps (a measurement logged per frame needs them all)."""
     if not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError("argv must be a non-empty list of strings")
     preexec = limits.apply if limits is not None else None
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd, start_new_session=True, preexec_fn=preexec)
-    stderr_tail: deque[bytes] = deque(maxlen=200)
+    stderr_tail: deque[bytes] = deque(maxlen=stderr_lines)
     stdout_chunks: list[bytes] = []
 
     def read_stderr() -> None:
@@ -102,7 +103,9 @@ def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None, ch
     finally:
         for t in readers:
             t.join(timeout=5)
-    stderr = b"".join(stderr_tail).decode("utf-8", "replace")[-STDERR_TAIL:]
+    stderr = b"".join(stderr_tail).decode("utf-8", "replace")
+    if stderr_lines <= 200:
+        stderr = stderr[-STDERR_TAIL:]
     result = ToolResult(tuple(argv), proc.returncode, b"".join(stdout_chunks), stderr)
     if check and proc.returncode != 0:
         if classify is not None:

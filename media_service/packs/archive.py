@@ -31,18 +31,20 @@ class ArchiveLimits:
     max_ratio: int = MAX_RATIO
 
 
-def build_zip(pack_dir: Path, out: Path) -> Path:
-    """A deterministic archive of the pack folder (sorted names, fixed timestamps), `<id>/…` inside."""
+def build_zip(pack_dir: Path, out: Path, generated: dict[str, bytes] | None = None) -> Path:
+    """A deterministic archive of the pack folder (sorted names, fixed timestamps), `<id>/…` inside;
+    ``generated``: files written by the build itself (they replace a file of the same name)."""
+    generated = generated or {}
     files = sorted(p for p in pack_dir.rglob("*") if p.is_file() and not p.is_symlink() and p.name not in SKIP_NAMES
                    and not any(part.startswith(".") for part in p.relative_to(pack_dir).parts))
     out.parent.mkdir(parents=True, exist_ok=True)
+    members = {path.relative_to(pack_dir).as_posix(): path.read_bytes() for path in files} | generated
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for path in files:
-            info = zipfile.ZipInfo(f"{pack_dir.name}/{path.relative_to(pack_dir).as_posix()}",
-                                   date_time=(2020, 1, 1, 0, 0, 0))
+        for name, data in sorted(members.items()):
+            info = zipfile.ZipInfo(f"{pack_dir.name}/{name}", date_time=(2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = (stat.S_IFREG | 0o644) << 16
-            zf.writestr(info, path.read_bytes())
+            zf.writestr(info, data)
     return out
 
 
@@ -109,8 +111,9 @@ def extract_or_clean(archive: Path, dest: Path, limits: ArchiveLimits = ArchiveL
         raise
 
 
-def default_zip_cache() -> Path:
-    return Path(tempfile.gettempdir()) / f"notes-media-zip-packs-{os.getuid()}"
+def default_cache() -> Path:
+    """Where pack loading keeps what it derives (extracted local archives, measurements) when not told."""
+    return Path(tempfile.gettempdir()) / f"notes-media-packs-{os.getuid()}"
 
 
 def unpacked(archive: Path, cache: Path | None = None, limits: ArchiveLimits = ArchiveLimits()) -> Path:
@@ -123,7 +126,7 @@ def unpacked(archive: Path, cache: Path | None = None, limits: ArchiveLimits = A
                 digest.update(chunk)
     except OSError as exc:
         raise PackError(str(archive), None, f"cannot read the archive ({exc.strerror})") from None
-    target = (cache or default_zip_cache()) / digest.hexdigest()[:24]
+    target = (cache or default_cache() / "local-zips") / digest.hexdigest()[:24]
     done = target / ".ok"
     if not done.exists():
         shutil.rmtree(target, ignore_errors=True)

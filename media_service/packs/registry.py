@@ -13,8 +13,9 @@ from PIL import Image, ImageFilter
 
 from media_service.errors import MediaError, PackError
 from media_service.geometry import CENTRE, Margins
-from media_service.packs.archive import unpacked
+from media_service.packs.archive import default_cache, unpacked
 from media_service.packs.cube import Lut, fold_intensity, load_lut
+from media_service.packs.loudness import Loudness, cached_measure, file_digest, stored
 from media_service.packs.manifest import Manifest, PackInfo, RawItem, Title, load_manifest
 
 MAX_STICKER_SIDE = 2048
@@ -71,14 +72,17 @@ class Track:
     path: Path
     duration: float
     loop: tuple[float, float] | None
+    loudness: Loudness  # measured at validation, stored in the built pack
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title.as_dict(), "artist": self.artist, "license": self.license,
-                "duration": round(self.duration, 2), "tags": list(self.tags), "pack": self.pack.id,
+                "duration": round(self.duration, 2), "loop": list(self.loop) if self.loop else None,
+                "loudness": self.loudness.summary(), "tags": list(self.tags), "pack": self.pack.id,
                 "version": self.pack.version}
 
 
 MIN_TRACK_SECONDS, MAX_TRACK_SECONDS = 5.0, 600.0
+SILENT_LUFS = -50.0
 
 
 def _check_sticker(path: Path, manifest: str, line: int | None) -> tuple[int, int, int]:
@@ -221,7 +225,7 @@ def _stickers(manifest: Manifest, problems: Problems = None) -> dict[str, Sticke
     return _each(manifest, problems, build)
 
 
-def _tracks(manifest: Manifest, problems: Problems = None) -> dict[str, Track]:
+def _tracks(manifest: Manifest, problems: Problems = None, cache: Path | None = None) -> dict[str, Track]:
     from media_service.probe import probe_audio
 
     where = str(manifest.path)
@@ -238,19 +242,31 @@ def _tracks(manifest: Manifest, problems: Problems = None) -> dict[str, Track]:
         if loop is not None and loop[1] > facts.duration + 0.05:
             raise PackError(where, item.line, f"{item.path.name}: loop ends at {loop[1]:g} s, after the track's "
                                               f"end ({facts.duration:.2f} s)")
+        digest = file_digest(item.path)
+        rel = item.path.relative_to(manifest.pack.root.resolve()).as_posix()
+        try:
+            loudness = stored(manifest.pack.root, rel, digest) or cached_measure(item.path, cache or default_cache(),
+                                                                                 digest)
+        except MediaError as exc:
+            raise PackError(where, item.line, f"{item.path.name}: loudness could not be measured ({exc.message})") \
+                from None
+        if loudness.integrated < SILENT_LUFS:
+            raise PackError(where, item.line, f"{item.path.name}: silent or nearly so "
+                                              f"({loudness.integrated:.0f} LUFS); check the export")
         return Track(f"{manifest.pack.id}/{item.id}", item.title, item.extra["artist"], item.extra["license"],
-                     item.extra["source"], item.tags, manifest.pack, item.path, facts.duration, loop)
+                     item.extra["source"], item.tags, manifest.pack, item.path, facts.duration, loop, loudness)
 
     return _each(manifest, problems, build)
 
 
-LOADERS: dict[str, Callable[[Manifest, Problems], dict[str, Any]]] = {
-    "looks": _looks, "stickers": _stickers, "tracks": _tracks}
+LOADERS: dict[str, Callable[[Manifest, Problems, Path | None], dict[str, Any]]] = {
+    "looks": lambda m, p, _c: _looks(m, p), "stickers": lambda m, p, _c: _stickers(m, p), "tracks": _tracks}
 
 
-def load_packs(pack_dirs: dict[str, list[Path]], problems: Problems = None) -> PackRegistry:
+def load_packs(pack_dirs: dict[str, list[Path]], problems: Problems = None, cache: Path | None = None) -> PackRegistry:
     """Load the given pack folders by kind ("looks", "stickers", "tracks"). The first problem raises
-    PackError; with ``problems`` given, every problem is recorded there and broken items are left out."""
+    PackError; with ``problems`` given, every problem is recorded there and broken items are left out.
+    ``cache``: where measurements that a pack does not carry are kept (a temporary folder by default)."""
     found: dict[str, dict[str, Any]] = {kind: {} for kind in LOADERS}
     for kind, dirs in pack_dirs.items():
         target = found[kind]
@@ -259,7 +275,7 @@ def load_packs(pack_dirs: dict[str, list[Path]], problems: Problems = None) -> P
                 manifest = load_manifest(pack_dir, kind, problems)
                 if any(key.split("/")[0] == manifest.pack.id for key in target):
                     raise PackError(str(manifest.path), None, f"pack id {manifest.pack.id!r} is defined twice")
-                target.update(LOADERS[kind](manifest, problems))
+                target.update(LOADERS[kind](manifest, problems, cache))
             except PackError as problem:
                 if problems is None:
                     raise
@@ -269,8 +285,9 @@ def load_packs(pack_dirs: dict[str, list[Path]], problems: Problems = None) -> P
 
 def load_registry(filter_roots: Iterable[Path], sticker_roots: Iterable[Path],
                   music_roots: Iterable[Path] = (), problems: Problems = None,
-                  zip_cache: Path | None = None) -> PackRegistry:
+                  cache: Path | None = None) -> PackRegistry:
     """Every pack under the given roots (each root holds pack folders and pack .zip archives)."""
-    return load_packs({"looks": pack_folders(filter_roots, zip_cache, problems),
-                       "stickers": pack_folders(sticker_roots, zip_cache, problems),
-                       "tracks": pack_folders(music_roots, zip_cache, problems)}, problems)
+    zips = None if cache is None else cache / "local-zips"
+    return load_packs({"looks": pack_folders(filter_roots, zips, problems),
+                       "stickers": pack_folders(sticker_roots, zips, problems),
+                       "tracks": pack_folders(music_roots, zips, problems)}, problems, cache)

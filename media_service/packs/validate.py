@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 
-from media_service.errors import MediaError, PackError
+from media_service.errors import PackError
 from media_service.packs.archive import unpacked
 from media_service.packs.manifest import KINDS
 from media_service.packs.registry import PackRegistry, load_packs
-
-SILENT_LUFS = -50.0
 
 
 def pack_dirs(paths: list[Path], problems: list[PackError] | None = None,
@@ -53,16 +50,6 @@ def kind_of(pack_dir: Path) -> str:
     return next((kind for kind in KINDS if kind in data), "looks")
 
 
-def _track_loudness(path: Path) -> float | None:
-    from media_service.ffmpeg.runner import run_tool
-    from media_service.ffmpeg.safety import AUDIO_DEMUXERS, input_args
-
-    result = run_tool(["ffmpeg", "-nostdin", "-hide_banner", "-nostats", *input_args(AUDIO_DEMUXERS), "-i", str(path),
-                       "-af", "ebur128", "-f", "null", "-"], timeout=120)
-    match = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", result.stderr[result.stderr.rfind("Summary:"):])
-    return float(match.group(1)) if match and match.group(1) != "-inf" else None
-
-
 def validate(paths: list[Path]) -> tuple[PackRegistry, list[PackError]]:
     problems: list[PackError] = []
     shown_as: dict[Path, str] = {}
@@ -75,15 +62,6 @@ def validate(paths: list[Path]) -> tuple[PackRegistry, list[PackError]]:
     for d in dirs:
         by_kind[kind_of(d)].append(d)
     registry = load_packs(by_kind, problems)
-    for track in registry.tracks.values():
-        try:
-            lufs = _track_loudness(track.path)
-        except MediaError as exc:
-            problems.append(PackError(str(track.pack.root / "pack.toml"), None, f"{track.path.name}: {exc.message}"))
-            continue
-        if lufs is None or lufs < SILENT_LUFS:
-            problems.append(PackError(str(track.pack.root / "pack.toml"), None,
-                                      f"{track.path.name}: silent or nearly so ({lufs} LUFS); check the export"))
     return registry, [_shown(p, shown_as) for p in problems]
 
 

@@ -82,14 +82,14 @@ def test_local_zip_packs_load_beside_folders(tmp_path: Path) -> None:
     write_look_pack(root, "folder")
     build_zip(src / "zipped", root / "zipped-1.0.0.zip")
     cache = tmp_path / "cache"
-    registry = load_registry([root], [], zip_cache=cache)
+    registry = load_registry([root], [], cache=cache)
     assert {"folder/warm", "zipped/warm"} <= set(registry.looks)
     # Extracted once per content: loading again reuses it; a changed archive gets its own folder.
     assert len(list(cache.iterdir())) == 1
-    load_registry([root], [], zip_cache=cache)
+    load_registry([root], [], cache=cache)
     assert len(list(cache.iterdir())) == 1
     # And a root may itself be one archive.
-    assert set(load_registry([root / "zipped-1.0.0.zip"], [], zip_cache=cache).looks) == {"zipped/warm",
+    assert set(load_registry([root / "zipped-1.0.0.zip"], [], cache=cache).looks) == {"zipped/warm",
                                                                                           "zipped/identity"}
 
 
@@ -116,4 +116,4 @@ def test_broken_local_zip_stops_the_load(tmp_path: Path) -> None:
     root.mkdir()
     (root / "broken.zip").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(PackError, match="not a readable zip"):
-        load_registry([root], [], zip_cache=tmp_path / "cache")
+        load_registry([root], [], cache=tmp_path / "cache")
