@@ -190,6 +190,7 @@ def _pack_store(settings: Settings) -> Any:
 def cmd_packs(settings: Settings, args: argparse.Namespace) -> int:
     from media_service.pack_store import PackRejected
     from media_service.packs.archive import build_zip
+    from media_service.packs.loudness import STORE_NAME, store_document
     from media_service.packs.validate import validate
 
     if args.packs_command == "build":
@@ -198,7 +199,11 @@ def cmd_packs(settings: Settings, args: argparse.Namespace) -> int:
             print(problem)
         if problems:
             return 1
-        print(build_zip(Path(args.path), Path(args.output)))
+        # Each track's measurement travels in the archive, so no service measures it again.
+        measured = [(t.path.relative_to(t.pack.root.resolve()).as_posix(), t.path, t.loudness)
+                    for t in registry.tracks.values()]
+        generated = {STORE_NAME: store_document(measured)} if measured else {}
+        print(build_zip(Path(args.path), Path(args.output), generated))
         return 0
     if args.packs_command in ("publish", "rollback"):
         store = _pack_store(settings)
@@ -225,6 +230,10 @@ def cmd_packs(settings: Settings, args: argparse.Namespace) -> int:
         paths = [Path(p) for p in args.paths] or [*settings.filters_dirs, *settings.stickers_dirs,
                                                     *settings.music_dirs]
         registry, problems = validate(paths)
+        for track in registry.tracks.values():
+            loud = track.loudness
+            print(f"track {track.id}: {track.duration:.1f} s, {loud.integrated:.1f} LUFS, true peak "
+                  f"{loud.true_peak:.1f} dBTP, LRA {loud.lra:.1f} LU")
         for problem in problems:
             where = f"{problem.path}:{problem.line}" if problem.line else problem.path
             print(f"{where}: {problem.problem}")
