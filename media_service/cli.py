@@ -226,6 +226,8 @@ def cmd_packs(settings: Settings, args: argparse.Namespace) -> int:
         if not index:
             print("no published packs (local folders only)")
         return 0
+    if args.packs_command == "preview":
+        return cmd_packs_preview(settings, args)
     if args.packs_command == "validate":
         paths = [Path(p) for p in args.paths] or [*settings.filters_dirs, *settings.stickers_dirs,
                                                     *settings.music_dirs]
@@ -241,6 +243,33 @@ def cmd_packs(settings: Settings, args: argparse.Namespace) -> int:
               f"{len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
         return 1 if problems else 0
     return 2
+
+
+def cmd_packs_preview(settings: Settings, args: argparse.Namespace) -> int:
+    """A contact sheet of the given packs: looks on photos and a video frame, stickers, waveforms."""
+    from media_service.packs.preview import NoPhotos, build_sheet, paths_without_packs, write_sheet
+
+    paths = [Path(p) for p in args.paths] or [*settings.filters_dirs, *settings.stickers_dirs, *settings.music_dirs]
+    empty = paths_without_packs(paths)
+    for path in empty:
+        print(f"{path}: no pack here (a pack folder has a pack.toml)", file=sys.stderr)
+    try:
+        sheet = build_sheet(paths, Path(args.photos) if args.photos else None,
+                            progress=lambda message: print(f"{message}…", file=sys.stderr, flush=True))
+    except NoPhotos as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for problem in sheet.problems:
+        where = f"{problem.path}:{problem.line}" if problem.line else problem.path
+        print(f"{where}: {problem.problem}", file=sys.stderr)
+    if not sheet.items:
+        print("nothing to preview: no valid look, sticker or track", file=sys.stderr)
+        return 1
+    out = write_sheet(sheet, Path(args.output))
+    print(f"{out}: {len(sheet.registry.looks)} looks, {len(sheet.registry.stickers)} stickers, "
+          f"{len(sheet.registry.tracks)} tracks, {len(sheet.problems)} problems; {sheet.image.width}×"
+          f"{sheet.image.height} px")
+    return 1 if empty else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", required=True)
     publish = packs_sub.add_parser("publish", help="validate and publish a pack .zip to storage")
     publish.add_argument("archive")
+    preview = packs_sub.add_parser("preview", help="render a contact sheet (PNG) of looks, stickers and tracks")
+    preview.add_argument("paths", nargs="*", help="pack folders or folders of packs (default: the configured ones)")
+    preview.add_argument("-o", "--output", required=True, help="the PNG to write")
+    preview.add_argument("--photos", default=None, help="a folder of your own photos (the first 3 by name) "
+                                                        "instead of the bundled samples")
     packs_sub.add_parser("list", help="published packs and their versions ([current])")
     rollback = packs_sub.add_parser("rollback", help="make an earlier published version current")
     rollback.add_argument("pack_id")
