@@ -1,4 +1,4 @@
-"""media-service: api | worker | dev | process | doctor."""
+"""media-service: api | worker | dev | process | doctor | packs | keys."""
 
 from __future__ import annotations
 
@@ -305,11 +305,54 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = packs_sub.add_parser("rollback", help="make an earlier published version current")
     rollback.add_argument("pack_id")
     rollback.add_argument("version")
+    keys = sub.add_parser("keys", help="API keys, kept hashed in the database")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="make a key for an owner and print it (once)")
+    create.add_argument("owner")
+    create.add_argument("--name", default=None, help="a label, like the client app's name")
+    listing = keys_sub.add_parser("list", help="keys (ids, owners, names, state), never the keys themselves")
+    listing.add_argument("--owner", default=None)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    hashed = keys_sub.add_parser("hash", help="print a key's hash for MEDIA_API_KEYS (sha256:<hex>=owner)")
+    hashed.add_argument("key")
+    hashed.add_argument("owner", nargs="?", default=None)
     return parser
 
 
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """API keys kept hashed in the database: made here (the key is printed once), listed, revoked."""
+    from media_service.api.services import KEY_CACHE_SECONDS
+    from media_service.db import Database, KeyRepo, hash_key
+
+    if args.keys_command == "hash":
+        print(f"sha256:{hash_key(args.key)}={args.owner}" if args.owner else f"sha256:{hash_key(args.key)}")
+        return 0
+    db = Database(settings.database_url)
+    db.create_all()
+    keys = KeyRepo(db)
+    if args.keys_command == "create":
+        key, info = keys.create(args.owner, args.name or "")
+        print(key)
+        print(f"key id {info.id} for owner {info.owner}: shown once, store it now (only its hash is kept)",
+              file=sys.stderr)
+        return 0
+    if args.keys_command == "list":
+        for info in keys.list(args.owner):
+            state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+            print(f"{info.id}  {info.owner:24} {info.name or '-':24} {info.created_at:%Y-%m-%d %H:%M}  {state}")
+        return 0
+    if args.keys_command == "revoke":
+        if not keys.revoke(args.key_id):
+            print(f"error: no active key with id {args.key_id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.key_id}; running APIs refuse it within {KEY_CACHE_SECONDS:g} s")
+        return 0
+    return 2
+
+
 COMMANDS = {"api": cmd_api, "worker": cmd_worker, "dev": cmd_dev, "process": cmd_process,
-            "doctor": cmd_doctor, "packs": cmd_packs}
+            "doctor": cmd_doctor, "packs": cmd_packs, "keys": cmd_keys}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,14 @@ class Settings(BaseSettings):
     broker_url: str = ""  # default: filesystem broker under <data_dir>/broker
     storage_url: str = ""  # default: file://<data_dir>/storage
     s3_endpoint_url: str | None = None
-    api_keys: str = ""  # "key1=owner1,key2=owner2"
+    # "key1=owner1,sha256:<hex of sha256(key2)>=owner2": raw keys for development, hashes for production
+    # (or keys made with `media-service keys create`, kept hashed in the database).
+    api_keys: str = ""
+    rate_limit_per_minute: int = Field(default=600, ge=1)  # requests per API key (a bucket this deep)
+    upload_rate_per_minute: int = Field(default=60, ge=1)  # uploads per API key
+    quota_bytes_per_day: int = Field(default=20 * 1024**3, ge=0)  # per owner, UTC days
+    quota_video_seconds_per_day: float = Field(default=4 * 3600, ge=0)  # seconds of rendered video per owner
+    max_video_backlog: int = Field(default=200, ge=1)  # queued videos beyond which new ones get 503
     public_base_url: str = "http://127.0.0.1:8000"
     signing_secret: str = ""  # for local download URLs; default: a random per-data-dir secret
     url_ttl_seconds: int = Field(default=900, ge=10, le=7 * 24 * 3600)
@@ -70,10 +77,17 @@ class Settings(BaseSettings):
         """sha256(key) → owner. Keys are compared by hash so the raw key is never kept around."""
         owners: dict[str, str] = {}
         for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
-            key, sep, owner = pair.partition("=")
-            if not sep or not key.strip() or not owner.strip():
-                raise ValueError("MEDIA_API_KEYS must look like key1=owner1,key2=owner2")
-            owners[hashlib.sha256(key.strip().encode()).hexdigest()] = owner.strip()
+            key, sep, owner = pair.rpartition("=")
+            key = key.strip()
+            if not sep or not key or not owner.strip():
+                raise ValueError("MEDIA_API_KEYS must look like key1=owner1,sha256:<64 hex digits>=owner2")
+            if key.startswith("sha256:"):
+                digest = key.removeprefix("sha256:").lower()
+                if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                    raise ValueError("MEDIA_API_KEYS: a hashed key is sha256: and 64 hex digits")
+                owners[digest] = owner.strip()
+            else:
+                owners[hashlib.sha256(key.encode()).hexdigest()] = owner.strip()
         return owners
 
     @cached_property

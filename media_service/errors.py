@@ -78,6 +78,23 @@ class FileTooLarge(MediaError):
     default_message = "The file is larger than the upload limit."
 
 
+class TooManyRequests(MediaError):
+    """Come back later: ``retry_after`` (seconds) goes to the client as the Retry-After header."""
+
+    code = "rate_limited"
+    http_status = 429
+    default_message = "Too many requests for this API key; slow down."
+
+    def __init__(self, message: str | None = None, *, retry_after: int, **extra: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after, **extra)
+
+
+class QuotaExceeded(TooManyRequests):
+    code = "quota_exceeded"
+    default_message = "Today's upload quota is used up; it resets at midnight UTC."
+
+
 class ImageTooLarge(MediaError):
     code = "image_too_large"
     http_status = 422
@@ -138,6 +155,19 @@ class BrokerUnavailable(MediaError):
     http_status = 503
     retryable = True
     default_message = "The job queue is unavailable; try again shortly."
+
+
+class Busy(MediaError):
+    """Admission control: the queue is too deep to take more of this kind of work now."""
+
+    code = "busy"
+    http_status = 503
+    retryable = True
+    default_message = "Too many videos are waiting to be processed; try again shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: int, **extra: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after, **extra)
 
 
 class DatabaseUnavailable(MediaError):

@@ -29,7 +29,8 @@ def install(app: FastAPI) -> None:
     async def _media_error(_request: Request, exc: MediaError) -> JSONResponse:
         if exc.http_status >= 500:
             log.warning("%s: %s (%s)", exc.code, exc.message, exc.detail)
-        headers = {"Retry-After": "5"} if exc.http_status == 503 else None
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after or 5)} if exc.http_status in (429, 503) else None
         if exc.http_status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse({"error": exc.public()}, status_code=exc.http_status, headers=headers)

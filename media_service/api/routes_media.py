@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,16 +17,19 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from media_service.api.auth import owner_for
+from media_service.api.auth import owner_for, take_upload_slot
 from media_service.api.services import Services
 from media_service.api.views import media_view
 from media_service.db import MediaRecord, Status
+from media_service.db.tenancy import seconds_to_midnight
 from media_service.errors import (
+    Busy,
     Conflict,
     EmptyFile,
     InvalidRequest,
     MediaError,
     NotFound,
+    QuotaExceeded,
     UnsupportedMediaType,
 )
 from media_service.ffmpeg.playlist import rewrite_playlist
@@ -39,6 +43,7 @@ from media_service.storage.signing import validate_key
 log = logging.getLogger("media_service.api")
 router = APIRouter(prefix="/v1/media", tags=["media"])
 Owner = Annotated[str, Depends(owner_for)]
+BUSY_RETRY_SECONDS = 30
 
 UPLOAD_SCHEMA: dict[str, Any] = {
     "requestBody": {
@@ -68,6 +73,7 @@ Svc = Annotated[Services, Depends(services)]
              responses={202: {"description": "Accepted; processing happens in a worker"}})
 async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
     limits = svc.settings.limits
+    take_upload_slot(request, svc)
     form = await request.form(max_files=1, max_fields=4, max_part_size=limits.max_recipe_bytes + 1024)
     try:
         upload = form.get("file")
@@ -79,7 +85,7 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
         recipe = parse_recipe(raw_recipe)
         check_ids(recipe, svc.packs.current())
         # Disk, ffprobe and storage work: off the event loop.
-        record = await run_in_threadpool(_accept, svc, owner, upload, recipe)
+        record, reservation = await run_in_threadpool(_accept, svc, owner, upload, recipe)
     finally:
         await form.close()
     try:
@@ -88,12 +94,13 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
         # Not queued means not accepted: remove what was stored so nothing is left half-done.
         svc.repo.delete(record.id, owner)
         svc.storage.delete_prefix(media_prefix(record.id))
+        svc.usage.release(reservation.owner, reservation.size, reservation.video_seconds, reservation.day)
         raise
     body = media_view(record, svc.storage, svc.settings.url_ttl_seconds, svc.hls)
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/media/{record.id}"})
 
 
-def _accept(svc: Services, owner: str, upload: UploadFile, recipe: Recipe) -> MediaRecord:
+def _accept(svc: Services, owner: str, upload: UploadFile, recipe: Recipe) -> tuple[MediaRecord, Reservation]:
     """Sniff, check every cap from the header (or ffprobe), store the original, then commit the record."""
     limits = svc.settings.limits
     stream = upload.file
@@ -104,7 +111,10 @@ def _accept(svc: Services, owner: str, upload: UploadFile, recipe: Recipe) -> Me
     sniffed = sniff(head)
     if sniffed is None:
         raise UnsupportedMediaType()
+    if sniffed.kind == "video":
+        _admit_video(svc)
     stream.seek(0)
+    video_seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
         if sniffed.kind == "image":
             check_for_photo(recipe)
@@ -118,15 +128,23 @@ def _accept(svc: Services, owner: str, upload: UploadFile, recipe: Recipe) -> Me
                 shutil.copyfileobj(stream, f, 1 << 20)
             video = probe_video(local, timeout=20)
             check_video_caps(video, limits)
-            output_window(recipe, video.duration, limits.max_video_seconds)
+            _, video_seconds = output_window(recipe, video.duration, limits.max_video_seconds)
             source = video.public()
             stream = local.open("rb")
+        size = _stream_size(stream)
+        day = svc.usage.reserve(owner, size, video_seconds, svc.quota)
+        if day is None:
+            raise QuotaExceeded(retry_after=seconds_to_midnight(), quota=quota_view(svc, owner))
         media_id = uuid.uuid4().hex
         try:
-            stored = svc.storage.put_stream(original_key(media_id), stream, CONTENT_TYPES[sniffed.format])
-        finally:
-            if stream is not upload.file:
-                stream.close()
+            try:
+                stored = svc.storage.put_stream(original_key(media_id), stream, CONTENT_TYPES[sniffed.format])
+            finally:
+                if stream is not upload.file:
+                    stream.close()
+        except BaseException:
+            svc.usage.release(owner, size, video_seconds, day)
+            raise
     record = MediaRecord(
         id=media_id, owner=owner, kind=sniffed.kind, status=Status.QUEUED.value, progress=0.0,
         recipe=recipe.model_dump(mode="json", exclude_none=True), source=source | {"bytes": stored.size},
@@ -134,10 +152,43 @@ def _accept(svc: Services, owner: str, upload: UploadFile, recipe: Recipe) -> Me
         attempts=0,
     )
     try:
-        return svc.repo.create(record)
+        return svc.repo.create(record), Reservation(owner, size, video_seconds, day)
     except MediaError:
         svc.storage.delete_prefix(media_prefix(media_id))
+        svc.usage.release(owner, size, video_seconds, day)
         raise
+
+
+def _stream_size(stream: Any) -> int:
+    stream.seek(0, 2)
+    size = int(stream.tell())
+    stream.seek(0)
+    return size
+
+
+def _admit_video(svc: Services) -> None:
+    """Admission control: a video that would wait behind too many others is refused now (503, Retry-After)
+    rather than accepted into an hour-long wait; photos have their own queue and are not held back."""
+    waiting = svc.repo.count_waiting("video")
+    if waiting >= svc.settings.max_video_backlog:
+        raise Busy(retry_after=BUSY_RETRY_SECONDS, waiting=waiting)
+
+
+def quota_view(svc: Services, owner: str) -> dict[str, Any]:
+    used = svc.usage.get(owner)
+    return {"day": used.day, "bytes_used": used.bytes, "bytes_per_day": svc.quota.bytes_per_day,
+            "video_seconds_used": round(used.video_seconds, 3),
+            "video_seconds_per_day": svc.quota.video_seconds_per_day}
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An upload counted against its owner's daily quota, to give back if it is not accepted after all."""
+
+    owner: str
+    size: int
+    video_seconds: float
+    day: str
 
 
 @router.get("/{media_id}")

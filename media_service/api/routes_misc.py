@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from media_service.api.routes_media import Svc
+from media_service.api.routes_media import Owner, Svc, quota_view
 from media_service.errors import MediaError, NotFound
 from media_service.storage import LocalStorage
 from media_service.storage.signing import validate_key, verify
@@ -50,3 +52,9 @@ def readyz(svc: Svc) -> JSONResponse:
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
                         status_code=200 if ready else 503)
+
+
+@router.get("/v1/usage", tags=["media"])
+def usage(owner: Owner, svc: Svc) -> dict[str, Any]:
+    """Today's uploads against the owner's daily quota (UTC days)."""
+    return quota_view(svc, owner)

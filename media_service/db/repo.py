@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, select, text, update
+from sqlalchemy import create_engine, delete, event, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -100,6 +100,12 @@ class MediaRepo:
                 return None
             s.expunge(record)
             return record
+
+    def count_waiting(self, kind: str) -> int:
+        """Media of this kind accepted and not yet picked up by a worker (admission control)."""
+        with self.db.session() as s:
+            return int(s.scalar(select(func.count()).select_from(MediaRecord)
+                                .where(MediaRecord.kind == kind, MediaRecord.status == Status.QUEUED.value)) or 0)
 
     def claim(self, media_id: str, max_attempts: int) -> Claim:
         with self.db.session() as s:

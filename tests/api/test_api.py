@@ -183,8 +183,8 @@ def test_catalogue(client: TestClient) -> None:
     assert looks[0]["title"]["en"] and looks[0]["title"]["zh"]
     stickers = [{k: v for k, v in s.items() if k != "preview_url"} for s in client.get("/v1/stickers").json()["items"]]
     assert stickers == [{"id": "tstickers/red", "title": {"en": "Red bar", "zh": "红条"}, "scale": 0.2,
-                         "tags": [], "width": 200, "height": 100, "animated": False, "pack": "tstickers",
-                         "version": "1.0.0"}]
+                         "anchor": [0.5, 0.5], "safe_area": None, "tags": [], "width": 200, "height": 100,
+                         "animated": False, "pack": "tstickers", "version": "1.0.0"}]
 
 
 def test_unknown_route_and_method_use_the_error_shape(client: TestClient) -> None:

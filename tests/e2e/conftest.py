@@ -67,6 +67,9 @@ def stack(s3_endpoint: str, pg_url: str, tmp_path_factory: pytest.TempPathFactor
         "MEDIA_STORAGE_URL": f"s3://{bucket}/notes",
         "MEDIA_S3_ENDPOINT_URL": s3_endpoint,
         "MEDIA_API_KEYS": "alice-key=alice,bob-key=bob",
+        # The suites upload in bursts and poll; the limits themselves are tested in tests/api and tests/unit.
+        "MEDIA_UPLOAD_RATE_PER_MINUTE": "2000",
+        "MEDIA_RATE_LIMIT_PER_MINUTE": "20000",
         "MEDIA_PORT": str(port),
         "MEDIA_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "MEDIA_MUSIC_DIRS": str(write_music_pack(tmp_path_factory.mktemp("music"), frequency=2500, seconds=6)),
