@@ -10,6 +10,7 @@ can normalise linearly, as broadcast tools do, instead of guessing with a dynami
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -33,6 +34,7 @@ from media_service.imaging.overlay import render_sticker
 from media_service.imaging.placeholder import blurhash, dominant_color
 from media_service.limits import DEFAULT_LIMITS, Limits
 from media_service.packs import PackRegistry
+from media_service.packs.loudness import STEP, Loudness, excerpt
 from media_service.pipeline.image import Rendition
 from media_service.pipeline.stickers import placed_sticker
 from media_service.probe import VideoFacts
@@ -44,6 +46,10 @@ GOP_SECONDS = 2
 LOUDNESS_TARGET = -14.0
 TRUE_PEAK_TARGET = -1.5  # AAC encoding adds a little overshoot; −1.5 keeps the result ≤ −1 dBTP
 LRA_TARGET = 11.0
+# Tracks are levelled to this before the recipe's volume, so that "volume": 0.8 means the same on every track
+# (from the loudness measured at validation; a quiet acoustic track and a loud EDM one sit alike under a voice).
+MUSIC_REFERENCE_LUFS = -20.0
+MAX_MUSIC_GAIN_DB = 12.0
 PREVIEW_SECONDS = 3.0
 PREVIEW_FPS = 12
 PREVIEW_SHORT_SIDE = 360
@@ -267,7 +273,7 @@ def _audio_graph(job: VideoJob, src: Any) -> Any:
         if not (job.workdir / name).exists():
             os.symlink(track.path, job.workdir / name)
         m = _music_stream(name, track.duration, track.loop, music.offset, job.duration)
-        m = m.filter("aformat", **fmt).filter("volume", music.volume)
+        m = m.filter("aformat", **fmt).filter("volume", f"{music_gain(track.loudness, music.volume):.6f}")
         if music.fade_in > 0:
             m = m.filter("afade", t="in", st=0, d=min(music.fade_in, job.duration))
         if music.fade_out > 0:
@@ -288,8 +294,56 @@ def _audio_graph(job: VideoJob, src: Any) -> Any:
     return mixed.filter("apad").filter("atrim", duration=f"{job.duration:.3f}").filter("asetpts", "N/SR/TB")
 
 
+def music_gain(loudness: Loudness, volume: float) -> float:
+    """The recipe's volume on top of levelling the track to MUSIC_REFERENCE_LUFS (boost capped: a very quiet
+    track is not lifted into its own noise)."""
+    level_db = min(MAX_MUSIC_GAIN_DB, MUSIC_REFERENCE_LUFS - loudness.integrated)
+    return float(volume * 10 ** (level_db / 20))
+
+
+def _source_time(t: float, track_seconds: float, loop: tuple[float, float] | None, offset: float) -> float:
+    """Where in the track the music is at output time ``t`` (as _music_stream plays it)."""
+    if loop is None:
+        return (offset % max(track_seconds, 1) + t) % track_seconds
+    loop_start, loop_end = loop
+    start = offset if offset < loop_end else loop_start
+    if start + t < loop_end:
+        return start + t
+    return loop_start + (start + t - loop_end) % (loop_end - loop_start)
+
+
+def _fade_db(t: float, duration: float, fade_in: float, fade_out: float) -> float:
+    gain = 1.0
+    if fade_in > 0 and t < fade_in:
+        gain *= t / fade_in
+    if fade_out > 0 and t > duration - fade_out:
+        gain *= max(0.0, duration - t) / fade_out
+    return 20 * math.log10(gain) if gain > 0 else -120.0
+
+
+def music_only_loudness(job: VideoJob) -> dict[str, float] | None:
+    """The mix's loudness without decoding anything, when the music is all of it: from the track's stored
+    100 ms blocks, looped, offset, levelled and faded as the graph will play it."""
+    music, f = job.recipe.music, job.facts
+    if music is None or (f.has_audio and music.original_volume > 0):
+        return None
+    track = job.registry.tracks[music.id]
+    gain_db = 20 * math.log10(max(music_gain(track.loudness, music.volume), 1e-6))
+    times = [STEP * (k + 1) for k in range(max(1, int(job.duration / STEP)))]
+    sources = [_source_time(t, track.duration, track.loop, music.offset) for t in times]
+    gains = [gain_db + _fade_db(t, job.duration, music.fade_in, music.fade_out) for t in times]
+    measured = excerpt(track.loudness, sources, gains)
+    return {"input_i": measured.integrated, "input_tp": measured.true_peak, "input_lra": measured.lra,
+            "input_thresh": measured.threshold, "target_offset": 0.0}
+
+
 def analyse_loudness(job: VideoJob) -> None:
-    """Audio-only pass over the same mix: integrated loudness, range, true peak and threshold."""
+    """Audio-only pass over the same mix: integrated loudness, range, true peak and threshold. A mix of the
+    music alone needs no pass: its loudness follows from what the pack stored."""
+    stored = music_only_loudness(job)
+    if stored is not None:
+        job.loudness = stored
+        return
     src = ffmpeg.input("source", ss=f"{job.start:.3f}", t=f"{job.duration:.3f}", **input_options())
     mixed = _audio_graph(job, src)
     if mixed is None:

@@ -305,3 +305,40 @@ def test_music_loop_region_repeats_without_the_intro(tmp_path: Path) -> None:
     body = [band_level_db(samples, 48000, 2500, t, t + 1) for t in range(12)]
     assert all(intro[t] > body[t] + 40 for t in (0, 1))
     assert all(body[t] > intro[t] + 40 for t in range(2, 12))  # never back to the intro
+
+
+def test_music_alone_is_normalised_from_the_stored_loudness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Music only (no original sound): no analysis pass; the pack's stored blocks give the mix's loudness,
+    and the result still lands on −14 LUFS with the true peak under −1 dBTP — looped, offset and faded."""
+    import media_service.pipeline.video as video
+
+    pack = tmp_path / "m" / "pulse"
+    pack.mkdir(parents=True)
+    # 5 s that are not flat: 2 s loud, 3 s 12 dB quieter, so the offset and the loop matter.
+    run([*FFMPEG, "-f", "lavfi", "-i", "sine=f=2500:d=2", "-f", "lavfi", "-i", "sine=f=2500:d=3,volume=0.25",
+         "-filter_complex", "[0][1]concat=n=2:v=0:a=1", "-ac", "2", "-c:a", "libvorbis", str(pack / "p.ogg")])
+    (pack / "pack.toml").write_text(
+        '[pack]\nid = "pulse"\nversion = "1.0.0"\ntitle = { en = "P", zh = "脉" }\nauthor = "t"\nlicense = "CC0-1.0"\n'
+        '\n[[tracks]]\nid = "p"\ntitle = { en = "P", zh = "曲" }\nartist = "t"\nfile = "p.ogg"\nlicense = "CC0-1.0"\n'
+        'source = "test"\n')
+    registry = load_registry([], [], [tmp_path / "m"])
+    calls: list[list[str]] = []
+    real = video.run_tool
+    monkeypatch.setattr(video, "run_tool", lambda argv, **kw: calls.append(list(argv)) or real(argv, **kw))
+    src = make_video(tmp_path / "v.mp4", seconds=11, audio=None, video="color=c=gray:s=160x120:r=10")
+    recipe = {"music": {"id": "pulse/p", "volume": 0.3, "offset": 1.5, "fade_in": 1.0, "fade_out": 2.0}}
+    job = render(src, registry, tmp_path, recipe)
+    assert not any("print_format=json" in " ".join(argv) for argv in calls)  # no analysis pass
+    assert len(calls) == 1  # the one encode
+    integrated, peak = loudness(out(job, "120p.mp4"))
+    assert abs(integrated - (-14.0)) <= 1.0, integrated
+    assert peak <= -1.0
+
+
+def test_tracks_are_levelled_before_the_volume(registry: PackRegistry) -> None:
+    from media_service.pipeline.video import MUSIC_REFERENCE_LUFS, music_gain
+
+    track = registry.tracks["tmusic/tone"]
+    gain_db = 20 * np.log10(music_gain(track.loudness, 1.0))
+    assert track.loudness.integrated + gain_db == pytest.approx(MUSIC_REFERENCE_LUFS, abs=0.01)
+    assert music_gain(track.loudness, 0.5) == pytest.approx(music_gain(track.loudness, 1.0) / 2)
