@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
-from PIL import Image
+from PIL import Image, ImageOps
 
 from media_service.api.routes_media import Svc
 from media_service.errors import NotFound
@@ -20,6 +20,7 @@ from media_service.imaging.overlay import apply_look
 
 router = APIRouter(tags=["packs"])
 PREVIEW_SECONDS = 15
+PREVIEW_SIDE = 640
 CACHE = "public, max-age=3600"
 STICKER_TYPES = {".png": "image/png", ".webp": "image/webp", ".gif": "image/gif"}
 
@@ -72,13 +73,28 @@ def _look_preview(look_id: str, version: str, lut: Any) -> bytes:
     return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=256)
+def _designer_preview(path: Path, version: str) -> bytes:
+    """The pack's own preview, re-encoded: at most 640 px, no metadata from the designer's camera or editor."""
+    with Image.open(path) as src:
+        src.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))
+        img = ImageOps.exif_transpose(src).convert("RGB")
+    img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
 @router.get("/v1/filters/{pack}/{item}/preview.jpg")
 def look_preview(pack: str, item: str, svc: Svc) -> Response:
     registry = svc.packs.current()
     look = registry.looks.get(f"{pack}/{item}")
     if look is None:
         raise NotFound("No such look.")
-    data = _look_preview(look.id, look.pack.version, registry.look_filter(look.id, None))
+    if look.preview is not None:
+        data = _designer_preview(look.preview, look.pack.version)
+    else:
+        data = _look_preview(look.id, look.pack.version, registry.look_filter(look.id, None))
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": CACHE})
 
 

@@ -15,7 +15,7 @@ ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 
 PACK_KEYS = {"id", "version", "title", "author", "license", "description"}
-LOOK_KEYS = {"id", "title", "lut", "intensity", "tags"}
+LOOK_KEYS = {"id", "title", "lut", "intensity", "preview", "tags"}
 STICKER_KEYS = {"id", "title", "file", "scale", "anchor", "safe_area", "tags"}
 TRACK_KEYS = {"id", "title", "file", "artist", "license", "source", "loop", "tags"}
 # Named anchors: the sticker's point (fractions of its width and height) that lands on the recipe's x, y.
@@ -229,6 +229,10 @@ def load_manifest(pack_dir: Path, expected_kind: str, problems: list[PackError] 
             extra: dict[str, Any] = {}
             if expected_kind == "looks":
                 default = _number(table, "intensity", where, 0.0, 1.0, path, line, default=1.0)
+                if "preview" in table:
+                    preview_line = lines.of_key("preview", line)
+                    extra = {"preview": _asset(pack_dir, _str(table, "preview", where, path, preview_line), path,
+                                               preview_line)}
             elif expected_kind == "stickers":
                 default = _number(table, "scale", where, 0.01, 1.0, path, line, default=0.25)
                 extra = {"anchor": _anchor(table.get("anchor", "center"), where, path, lines.of_key("anchor", line)),

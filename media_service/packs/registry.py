@@ -29,6 +29,7 @@ class Look:
     tags: tuple[str, ...]
     pack: PackInfo
     lut: Lut
+    preview: Path | None = None  # the designer's own before/after image; a generated chart otherwise
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title.as_dict(), "intensity": self.intensity,
@@ -108,6 +109,20 @@ def _check_sticker(path: Path, manifest: str, line: int | None) -> tuple[int, in
 
 
 MAX_STICKER_FRAMES = 120
+MAX_PREVIEW_SIDE = 4096
+
+
+def _check_preview(path: Path, manifest: str, line: int | None) -> None:
+    try:
+        with Image.open(path) as img:
+            fmt, size = img.format, img.size
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise PackError(manifest, line, f"{path.name}: not a readable image ({exc})") from None
+    if fmt not in ("JPEG", "PNG", "WEBP"):
+        raise PackError(manifest, line, f"{path.name}: a look's preview is a JPEG, PNG or WebP, this is {fmt}")
+    if max(size) > MAX_PREVIEW_SIDE:
+        raise PackError(manifest, line, f"{path.name}: {size[0]}×{size[1]}; a preview is at most "
+                                        f"{MAX_PREVIEW_SIDE} px on its long side (640 is plenty)")
 
 
 @dataclass
@@ -210,8 +225,11 @@ def _each(manifest: Manifest, problems: Problems, build: Callable[[RawItem], Any
 
 def _looks(manifest: Manifest, problems: Problems = None) -> dict[str, Look]:
     def build(item: RawItem) -> Look:
+        preview = item.extra.get("preview")
+        if preview is not None:
+            _check_preview(preview, str(manifest.path), item.line)
         return Look(id=f"{manifest.pack.id}/{item.id}", title=item.title, intensity=item.default, tags=item.tags,
-                    pack=manifest.pack, lut=load_lut(item.path))
+                    pack=manifest.pack, lut=load_lut(item.path), preview=preview)
 
     return _each(manifest, problems, build)
 

@@ -139,3 +139,31 @@ def test_safe_area_moves_the_least_and_centres_what_cannot_fit() -> None:
     assert (inside.box.left, inside.box.top) == (400, 450)  # already inside: not moved
     wide = sticker_placement(1000, 1000, 200, 100, x=0.0, y=0.5, scale=1.0, rotation=0, safe_area=safe)
     assert wide.box.left == 0 and wide.box.width == 1000  # wider than the safe area: centred on it
+
+
+def look_pack_with_preview(root: Path, preview_line: str) -> Path:
+    pack = root / "withprev"
+    pack.mkdir(parents=True, exist_ok=True)
+    (pack / "id.cube").write_text(cube_text(2))
+    (pack / "pack.toml").write_text(PACK_HEADER.format(id="withprev") + f"""
+[[looks]]
+id = "soft"
+title = {{ en = "Soft", zh = "柔" }}
+lut = "id.cube"
+{preview_line}
+""")
+    return pack
+
+
+def test_look_preview_is_optional_and_checked(tmp_path: Path) -> None:
+    pack = look_pack_with_preview(tmp_path / "a", 'preview = "before-after.jpg"')
+    Image.new("RGB", (800, 600), (200, 120, 90)).save(pack / "before-after.jpg")
+    registry, problems = validate([pack])
+    assert problems == [] and registry.looks["withprev/soft"].preview == (pack / "before-after.jpg").resolve()
+    pack = look_pack_with_preview(tmp_path / "b", 'preview = "p.gif"')
+    Image.new("RGB", (8, 8)).save(pack / "p.gif")
+    _, problems = validate([pack])
+    assert len(problems) == 1 and problems[0].line == 8 and "JPEG, PNG or WebP" in problems[0].problem
+    pack = look_pack_with_preview(tmp_path / "c", 'preview = "missing.jpg"')
+    _, problems = validate([pack])
+    assert len(problems) == 1 and problems[0].line == 12 and "does not exist" in problems[0].problem
