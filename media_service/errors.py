@@ -55,6 +55,12 @@ class InvalidRequest(MediaError):
     default_message = "The request is not valid."
 
 
+class IdempotencyKeyReused(MediaError):
+    code = "idempotency_key_reused"
+    http_status = 422
+    default_message = "This Idempotency-Key was used with a different request; use a new key for a new request."
+
+
 class InvalidRecipe(MediaError):
     code = "invalid_recipe"
     http_status = 422

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import posixpath
 import shutil
@@ -26,6 +27,7 @@ from media_service.errors import (
     Busy,
     Conflict,
     EmptyFile,
+    IdempotencyKeyReused,
     InvalidRequest,
     MediaError,
     NotFound,
@@ -45,7 +47,15 @@ router = APIRouter(prefix="/v1/media", tags=["media"])
 Owner = Annotated[str, Depends(owner_for)]
 BUSY_RETRY_SECONDS = 30
 
+IDEMPOTENCY_HEADER: dict[str, Any] = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Retrying with the same key and the same body returns the media the first request created "
+                   "(header Idempotent-Replayed: true), never a second one; the same key with another body is 422 "
+                   "idempotency_key_reused; keys are kept for 24 h.",
+}
 UPLOAD_SCHEMA: dict[str, Any] = {
+    "parameters": [IDEMPOTENCY_HEADER],
     "requestBody": {
         "required": True,
         "content": {"multipart/form-data": {"schema": {
@@ -74,6 +84,7 @@ Svc = Annotated[Services, Depends(services)]
 async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
     limits = svc.settings.limits
     take_upload_slot(request, svc)
+    idem_key = idempotency_key(request)
     form = await request.form(max_files=1, max_fields=4, max_part_size=limits.max_recipe_bytes + 1024)
     try:
         upload = form.get("file")
@@ -84,8 +95,18 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
             raise InvalidRequest("'recipe' must be a text field holding JSON.", field="recipe")
         recipe = parse_recipe(raw_recipe)
         check_ids(recipe, svc.packs.current())
-        # Disk, ffprobe and storage work: off the event loop.
-        record, reservation = await run_in_threadpool(_accept, svc, owner, upload, recipe)
+        if idem_key is not None:
+            fingerprint = await run_in_threadpool(_fingerprint, upload, recipe)
+            replay = _replayed(svc, owner, idem_key, fingerprint)
+            if replay is not None:
+                return replay
+        try:
+            # Disk, ffprobe and storage work: off the event loop.
+            record, reservation = await run_in_threadpool(_accept, svc, owner, upload, recipe)
+        except BaseException:
+            if idem_key is not None:
+                svc.idempotency.abandon(owner, idem_key)
+            raise
     finally:
         await form.close()
     try:
@@ -95,7 +116,11 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
         svc.repo.delete(record.id, owner)
         svc.storage.delete_prefix(media_prefix(record.id))
         svc.usage.release(reservation.owner, reservation.size, reservation.video_seconds, reservation.day)
+        if idem_key is not None:
+            svc.idempotency.abandon(owner, idem_key)
         raise
+    if idem_key is not None:
+        svc.idempotency.finish(owner, idem_key, record.id)
     body = media_view(record, svc.storage, svc.settings.url_ttl_seconds, svc.hls)
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/media/{record.id}"})
 
@@ -157,6 +182,42 @@ def _accept(svc: Services, owner: str, upload: UploadFile, recipe: Recipe) -> tu
         svc.storage.delete_prefix(media_prefix(media_id))
         svc.usage.release(owner, size, video_seconds, day)
         raise
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise InvalidRequest("Idempotency-Key must be 1–255 printable ASCII characters.", field="Idempotency-Key")
+    return key
+
+
+def _fingerprint(upload: UploadFile, recipe: Recipe) -> str:
+    """What makes two requests the same request: the file's bytes and the recipe (as parsed)."""
+    digest = hashlib.sha256(recipe.model_dump_json(exclude_none=True).encode())
+    stream = upload.file
+    stream.seek(0)
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+    stream.seek(0)
+    return digest.hexdigest()
+
+
+def _replayed(svc: Services, owner: str, key: str, fingerprint: str) -> JSONResponse | None:
+    """None when this request holds the key; else the answer the first request with it got."""
+    seen = svc.idempotency.begin(owner, key, fingerprint)
+    if seen is None:
+        return None
+    if seen.fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    if seen.media_id is None:
+        raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.")
+    record = svc.repo.get(seen.media_id, owner)
+    if record is None:
+        raise NotFound("The media this Idempotency-Key created has been deleted.")
+    return JSONResponse(media_view(record, svc.storage, svc.settings.url_ttl_seconds, svc.hls), status_code=202,
+                        headers={"Location": f"/v1/media/{record.id}", "Idempotent-Replayed": "true"})
 
 
 def _stream_size(stream: Any) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from media_service.api.views import HlsSigner
 from media_service.config import Settings
 from media_service.db import Database, KeyRepo, MediaRepo, Quota, UsageRepo
+from media_service.db.idempotency import IdempotencyRepo
 from media_service.pack_store import LiveRegistry, PackStore
 from media_service.queue import JobQueue, make_celery
 from media_service.ratelimit import Limiter, make_limiter
@@ -56,6 +57,7 @@ class Services:
     hls: HlsSigner
     limiter: Limiter
     usage: UsageRepo
+    idempotency: IdempotencyRepo
 
     @property
     def quota(self) -> Quota:
@@ -77,4 +79,4 @@ def build_services(settings: Settings) -> Services:
     return Services(settings, db, MediaRepo(db), storage, packs, JobQueue(make_celery(settings)),
                     KeyLookup(settings.key_owners, KeyRepo(db)),
                     HlsSigner(settings.public_base_url, settings.signing_key), make_limiter(settings.broker_url),
-                    UsageRepo(db))
+                    UsageRepo(db), IdempotencyRepo(db))

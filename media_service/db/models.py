@@ -70,3 +70,16 @@ class DailyUsage(Base):
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     video_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     uploads: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key for a creating request: what the request was (a fingerprint of its body)
+    and what it created, so a retry returns the same thing and never a second one."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    media_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # None while the first is running
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
