@@ -26,13 +26,28 @@ def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
     from media_service.api import create_app
+    from media_service.logs import configure_logging
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                proxy_headers=False)
+    configure_logging(settings.log_format, settings.log_level)
+    # Our logging (JSON lines by default); the access line comes from the app, with its request id.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                proxy_headers=False, log_config=None, access_log=False)
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from media_service import multiproc
+
+    # Before anything imports prometheus_client: the pool processes count into files in a fresh directory,
+    # and the main process (MEDIA_WORKER_METRICS_PORT) merges them when scraped.
+    metrics_dir = multiproc.prepare_dir()
+    try:
+        return _run_worker(settings, args)
+    finally:
+        multiproc.remove_dir(metrics_dir)
+
+
+def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
     from workers.app import app
 
     queues = args.queues or "image,video"
@@ -48,6 +63,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dev(settings: Settings, _args: argparse.Namespace) -> int:
     """API and one worker on embedded defaults, in one terminal; Ctrl-C stops both."""
     env = dict(os.environ)
+    env.setdefault("MEDIA_LOG_FORMAT", "text")  # a terminal, not a log collector
     if not settings.api_keys:
         env["MEDIA_API_KEYS"] = f"{DEV_KEY}=dev"
     env.setdefault("MEDIA_DATA_DIR", str(settings.data_dir))

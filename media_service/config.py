@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # Observability: log lines as JSON objects (one per line) or plain text; where a worker serves /metrics.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)  # 0: no metrics server (e.g. 9108 to serve)
+    worker_metrics_host: str = "127.0.0.1"
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _case(cls, value: object, info: Any) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() if info.field_name == "log_format" else value.strip().upper()
+        return value
 
     @field_validator("filters_dirs", "stickers_dirs", "music_dirs", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from media_service import logs, metrics
 from media_service.db import MediaRepo
 from media_service.errors import AttemptsExhausted, InternalError, MediaError, ToolTimeout
 from media_service.limits import Limits
@@ -56,7 +57,29 @@ class Outcome:
 
 
 def process_media(ctx: JobContext, media_id: str) -> Outcome:
+    """Every log line inside carries the media id (and, once claimed, the attempt and kind); the outcome is
+    counted in media_jobs_total and friends (media_service/metrics.py)."""
+    seen: dict[str, Any] = {}
+    started = time.monotonic()
+    with logs.job_context(media_id):
+        try:
+            outcome = _process_media(ctx, media_id, seen)
+        except BaseException as exc:
+            # Out of our hands (worker shutdown, a hard limit): the broker redelivers; count it as a retry.
+            if "attempt" in seen:
+                metrics.job_finished(seen["kind"], "retry", time.monotonic() - started, type(exc).__name__)
+            raise
+        kind = seen.get("kind") or "unknown"
+        metrics.job_finished(kind, outcome.status, time.monotonic() - started if "attempt" in seen else None,
+                             outcome.error.code if outcome.error is not None else None)
+        return outcome
+
+
+def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outcome:
     claim = ctx.repo.claim(media_id, ctx.max_attempts)
+    if claim.record is not None:
+        seen["kind"] = claim.record.kind
+        logs.bind(kind=claim.record.kind, attempt=claim.attempt)
     if claim.reason in ("gone", "done"):
         log.info("media %s: nothing to do (%s)", media_id, claim.reason)
         return Outcome("skipped")
@@ -67,13 +90,17 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
     record = claim.record
     assert record is not None
     attempt = claim.attempt
+    seen["attempt"] = attempt
     workdir = Path(tempfile.mkdtemp(prefix=f"media-{media_id}-", dir=ctx.tmp_root))
     version = f"v{attempt}-{secrets.token_hex(4)}"
     stored_prefix = f"{media_prefix(media_id)}{version}/"
     started = time.monotonic()
+    in_progress = metrics.JOBS_IN_PROGRESS.labels(kind=record.kind)
+    in_progress.inc()
     try:
         source = workdir / "source"
         ctx.storage.get_to_file(record.original_key, source)
+        metrics.stage_seconds(record.kind, {"fetch": time.monotonic() - started})
         last = [0.0]
 
         def progress(fraction: float) -> None:
@@ -85,6 +112,8 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
         registry = ctx.registry() if callable(ctx.registry) else ctx.registry
         render = _render_video if record.kind == "video" else _render_image
         rendered = render(registry, ctx.limits, record.recipe, source, workdir, progress)
+        metrics.stage_seconds(record.kind, {k: v for k, v in rendered.timings.items() if k != "total"})
+        storing = time.monotonic()
         provenance = pack_provenance(recipe_from_dict(record.recipe), registry)
         renditions: list[dict[str, Any]] = []
         for r in rendered.renditions:
@@ -94,6 +123,7 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
                                "packs": provenance})
         if rendered.hls_dir is not None:
             renditions.append(_store_hls(ctx, rendered, f"{stored_prefix}hls/") | {"packs": provenance})
+        metrics.stage_seconds(record.kind, {"store": time.monotonic() - storing})
         source_facts = {**rendered.source, "bytes": record.original_bytes}
         try:
             previous = ctx.repo.publish(media_id, attempt, version=version, renditions=renditions,
@@ -111,6 +141,8 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
         _discard(ctx, stored_prefix)
         if err.retryable and attempt < ctx.max_attempts:
             ctx.repo.requeue(media_id, attempt)
+            log.warning("media %s: %s on attempt %d, handed back for a retry (%s)", media_id, err.code, attempt,
+                        err.detail or err.message)
             return Outcome("retry", err)
         ctx.repo.fail(media_id, err.code, err.message, attempt=attempt)
         log.warning("media %s failed: %s (%s)", media_id, err.code, err.detail or err.message)
@@ -134,6 +166,7 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
         _discard(ctx, stored_prefix)
         raise
     finally:
+        in_progress.dec()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -6,11 +6,13 @@ from fastapi import FastAPI
 
 from media_service.api import errors
 from media_service.api.limits import BodySizeLimit
+from media_service.api.observe import RequestObservability
 from media_service.api.routes_catalogue import router as catalogue_router
 from media_service.api.routes_media import router as media_router
 from media_service.api.routes_misc import router as misc_router
 from media_service.api.services import Services, build_services
 from media_service.config import Settings, load_settings
+from media_service.instrument import InstrumentedStorage, queue_stats_source
 
 # Multipart framing and the recipe field ride on top of the file itself.
 BODY_OVERHEAD = 64 * 1024
@@ -20,10 +22,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = settings or load_settings()
     app = FastAPI(title="notes-media", version="0.1.0",
                   description="Upload note photos with an edit recipe; poll; download renditions.")
-    app.state.services = services or build_services(settings)
+    svc = app.state.services = services or build_services(settings)
+    if not isinstance(svc.storage, InstrumentedStorage):
+        svc.storage = InstrumentedStorage(svc.storage)  # counts media_storage_errors_total
+    app.state.queue_stats = queue_stats_source(svc.repo, settings.broker_url)  # media_queue_* at scrape time
     errors.install(app)
     app.include_router(media_router)
     app.include_router(catalogue_router)
     app.include_router(misc_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes + BODY_OVERHEAD)
+    # Outermost: request id, access line and HTTP metrics cover every answer, a 413 from the cap too.
+    app.add_middleware(RequestObservability, routes=lambda: app.router.routes)
     return app

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from media_service import metrics
 from media_service.api.routes_media import Owner, Svc, quota_view
 from media_service.errors import MediaError, NotFound
+from media_service.instrument import unwrap
 from media_service.storage import LocalStorage
 from media_service.storage.signing import validate_key, verify
 
@@ -18,7 +20,7 @@ router = APIRouter()
 @router.get("/v1/files/{key:path}", tags=["files"], include_in_schema=False)
 def download(key: str, expires: int, sig: str, svc: Svc) -> StreamingResponse:
     """Serves local-storage objects behind an HMAC-signed, expiring URL (S3 uses presigned URLs)."""
-    if not isinstance(svc.storage, LocalStorage):
+    if not isinstance(unwrap(svc.storage), LocalStorage):
         raise NotFound("Downloads are served by the object store.")
     try:
         validate_key(key)
@@ -52,6 +54,16 @@ def readyz(svc: Svc) -> JSONResponse:
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
                         status_code=200 if ready else 503)
+
+
+@router.get("/metrics", tags=["health"], include_in_schema=False)
+def prometheus_metrics(request: Request) -> Response:
+    """Prometheus exposition: this process's counters and histograms, and the queue gauges computed now."""
+    extra = []
+    source = getattr(request.app.state, "queue_stats", None)
+    if source is not None:
+        extra.append(metrics.QueueStatsCollector(source))
+    return Response(metrics.render(extra), media_type=metrics.CONTENT_TYPE)
 
 
 @router.get("/v1/usage", tags=["media"])

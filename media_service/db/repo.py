@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,14 @@ class MediaRepo:
         with self.db.session() as s:
             return int(s.scalar(select(func.count()).select_from(MediaRecord)
                                 .where(MediaRecord.kind == kind, MediaRecord.status == Status.QUEUED.value)) or 0)
+
+    def waiting_stats(self, kind: str) -> tuple[int, datetime | None]:
+        """How many media of this kind wait in ``queued``, and since when the longest-waiting one has (its
+        last change of state: accepted, or handed back for a retry). For the queue gauges."""
+        with self.db.session() as s:
+            row = s.execute(select(func.count(), func.min(MediaRecord.updated_at))
+                            .where(MediaRecord.kind == kind, MediaRecord.status == Status.QUEUED.value)).one()
+            return int(row[0] or 0), row[1]
 
     def claim(self, media_id: str, max_attempts: int) -> Claim:
         with self.db.session() as s:

@@ -4,6 +4,7 @@ checked, stderr tail kept in the error, progress lines streamed to a callback.""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -14,9 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from media_service import metrics
 from media_service.errors import MediaError, ToolFailed, ToolTimeout
 
 STDERR_TAIL = 6000
+log = logging.getLogger("media_service.ffmpeg")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None, ch
                 if time.monotonic() >= deadline:
                     _kill_group(proc)
                     proc.wait()
+                    metrics.tool_error(argv[0], ToolTimeout.code)
+                    log.warning("%s killed after %.0fs (tool_timeout)", argv[0], timeout)
                     raise ToolTimeout(detail=f"{argv[0]} ran longer than {timeout:.0f}s") from None
     except BaseException:
         _kill_group(proc)
@@ -108,7 +113,9 @@ def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None, ch
         stderr = stderr[-STDERR_TAIL:]
     result = ToolResult(tuple(argv), proc.returncode, b"".join(stdout_chunks), stderr)
     if check and proc.returncode != 0:
-        if classify is not None:
-            raise classify(proc.returncode, stderr)
-        raise ToolFailed(detail=f"{argv[0]} exited {proc.returncode}: {stderr}")
+        error = (classify(proc.returncode, stderr) if classify is not None
+                 else ToolFailed(detail=f"{argv[0]} exited {proc.returncode}: {stderr}"))
+        metrics.tool_error(argv[0], error.code)
+        log.warning("%s exited %d (%s)", argv[0], proc.returncode, error.code)
+        raise error
     return result

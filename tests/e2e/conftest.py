@@ -30,6 +30,7 @@ class Stack:
     worker: Proc
     storage: S3Storage
     bucket: str
+    worker_metrics_url: str = ""  # the worker's /metrics, /healthz, /readyz (MEDIA_WORKER_METRICS_PORT)
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +60,7 @@ def stack(s3_endpoint: str, pg_url: str, tmp_path_factory: pytest.TempPathFactor
     logs = tmp_path_factory.mktemp("logs")
     bucket = f"notes-{secrets.token_hex(4)}"
     port = free_port()
+    metrics_port = free_port()
     env = {
         **os.environ,
         "MEDIA_DATA_DIR": str(tmp_path_factory.mktemp("data")),
@@ -74,6 +76,8 @@ def stack(s3_endpoint: str, pg_url: str, tmp_path_factory: pytest.TempPathFactor
         "MEDIA_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "MEDIA_MUSIC_DIRS": str(write_music_pack(tmp_path_factory.mktemp("music"), frequency=2500, seconds=6)),
         "MEDIA_PACKS_REFRESH_SECONDS": "1",
+        "MEDIA_LOG_FORMAT": "json",  # the worker's log file is read line by line as JSON (test_observability_e2e)
+        "MEDIA_WORKER_METRICS_PORT": str(metrics_port),
     }
     storage = S3Storage(bucket, "notes", endpoint_url=s3_endpoint)
     storage.ensure_bucket()
@@ -82,6 +86,7 @@ def stack(s3_endpoint: str, pg_url: str, tmp_path_factory: pytest.TempPathFactor
                     logs) as worker:
         wait_http(f"http://127.0.0.1:{port}/healthz", api)
         wait_log(worker, "ready.")
-        yield Stack(f"http://127.0.0.1:{port}", env, api, worker, storage, bucket)
+        yield Stack(f"http://127.0.0.1:{port}", env, api, worker, storage, bucket,
+                    f"http://127.0.0.1:{metrics_port}")
         print("--- api log ---\n" + api.tail() + "\n--- worker log ---\n" + worker.tail())
     redis.Redis.from_url(REDIS_URL).flushdb()
