@@ -10,7 +10,7 @@ from typing import Any
 
 from media_service.errors import CorruptMedia, MediaError, UnsupportedMediaType
 from media_service.ffmpeg.classify import classify
-from media_service.ffmpeg.runner import run_tool
+from media_service.ffmpeg.runner import ResourceLimits, run_tool
 from media_service.ffmpeg.safety import AUDIO_DEMUXERS, VIDEO_DEMUXERS, input_args
 from media_service.limits import Limits
 
@@ -91,10 +91,19 @@ def _bit_depth(stream: dict[str, Any]) -> int:
     return 8
 
 
+# ffprobe reads headers (and decodes a few frames to find codec parameters): a hostile file gets this much.
+PROBE_MEMORY_BYTES = 2 << 30
+PROBE_OUTPUT_BYTES = 16 << 20
+
+
 def ffprobe_json(path: Path, *, demuxers: str, timeout: float = 30) -> dict[str, Any]:
+    """ffprobe on a local file only (protocol and demuxer whitelists before ``-i``), with CPU, memory and
+    file-size limits and a timeout; ``path`` is the job's (or the upload's) private copy."""
     argv = ["ffprobe", "-v", "error", "-hide_banner", *input_args(demuxers), "-show_format", "-show_streams",
             "-of", "json", "-i", str(path)]
-    result = run_tool(argv, timeout=timeout, classify=classify)
+    limits = ResourceLimits(cpu_seconds=max(1, int(timeout)), memory_bytes=PROBE_MEMORY_BYTES,
+                            file_bytes=PROBE_OUTPUT_BYTES)
+    result = run_tool(argv, timeout=timeout, classify=classify, limits=limits)
     try:
         data: dict[str, Any] = json.loads(result.stdout or b"{}")
     except json.JSONDecodeError:

@@ -21,6 +21,7 @@ QUEUE_FOR_KIND = {"image": IMAGE_QUEUE, "video": VIDEO_QUEUE}
 # (soft, hard) seconds; the soft limit raises inside the task so it can clean up and record the failure.
 # The photo pipeline checks its own budget (limits.image_job_seconds) between steps; these catch a step that hangs.
 TIME_LIMITS = {"media.process_image": (150, 180), "media.process_video": (900, 960)}
+WORKER_MAX_MEMORY_KIB = 2 * 1024 * 1024
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -51,6 +52,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_prefetch_multiplier": 1,
+        # A pool process that grew past this after a job (a big decode, a leak) is replaced before the next one.
+        "worker_max_memory_per_child": WORKER_MAX_MEMORY_KIB,
         "worker_hijack_root_logger": False,
         "task_annotations": {name: {"soft_time_limit": soft, "time_limit": hard}
                              for name, (soft, hard) in TIME_LIMITS.items()},

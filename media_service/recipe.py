@@ -122,6 +122,10 @@ def parse_recipe(raw: str | bytes | None) -> Recipe:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRecipe(f"The recipe is not valid JSON: {exc}", field="recipe") from None
+    except RecursionError:  # [[[[…]]]] nested thousands deep
+        raise InvalidRecipe("The recipe is nested too deeply.", field="recipe") from None
+    except ValueError:  # a number with more digits than Python converts (int_max_str_digits)
+        raise InvalidRecipe("The recipe holds a number that is too long.", field="recipe") from None
     return recipe_from_dict(data)
 
 

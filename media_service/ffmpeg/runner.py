@@ -49,6 +49,37 @@ class ResourceLimits:
             resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_bytes, self.file_bytes))
 
 
+def _load_prctl() -> Callable[..., int] | None:
+    """prctl(2), looked up once in the parent: the child may not load libraries between fork and exec."""
+    try:
+        import ctypes
+
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        return prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup(limits: ResourceLimits | None, parent: int) -> Callable[[], None]:
+    """Runs in the child between fork and exec. The tool gets SIGKILL if the thread that started it dies
+    (a pool process killed by Celery's hard time limit, the OOM killer, ``kill -9``): it never runs on as an
+    orphan in its own session, which nothing else would kill."""
+
+    def setup() -> None:
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the parent died before the line above
+                os._exit(1)
+        if limits is not None:
+            limits.apply()
+
+    return setup
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -65,7 +96,7 @@ def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None, ch
     how many of stderr's last lines the result keeps (a measurement logged per frame needs them all)."""
     if not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError("argv must be a non-empty list of strings")
-    preexec = limits.apply if limits is not None else None
+    preexec = _child_setup(limits, os.getpid())
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd, start_new_session=True, preexec_fn=preexec)
     stderr_tail: deque[bytes] = deque(maxlen=stderr_lines)

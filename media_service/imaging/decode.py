@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import pillow_heif
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from media_service.errors import CorruptMedia, ImageTooLarge, UnsupportedMediaType
 from media_service.imaging.sniff import SNIFF_BYTES, sniff
@@ -20,8 +21,17 @@ pillow_heif.register_heif_opener()
 
 # Our own caps are checked first; Pillow's bomb check stays on as a second line.
 Image.MAX_IMAGE_PIXELS = 100_000_000
+# Headers lie: a file that ends early is corrupt, never "decoded" with grey where its data was missing.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+# A PNG text chunk (tEXt/zTXt/iTXt) may decompress to at most 1 MB, and all of them together to 8 MB: a
+# 200 MB zTXt bomb of a few hundred KB is refused, not inflated. Pillow's defaults, pinned here on purpose.
+PngImagePlugin.MAX_TEXT_CHUNK = 1 << 20
+PngImagePlugin.MAX_TEXT_MEMORY = 8 << 20
 
 PIL_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "HEIF": "heif", "MPO": "jpeg"}
+# The only Pillow plugins that may parse an upload: bytes that reach Pillow were sniffed already, but Pillow
+# must not fall back to another plugin (EPS would hand the file to Ghostscript).
+PIL_OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF")  # JPEG opens MPO too
 SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -42,8 +52,10 @@ class ImageFacts:
 
 
 def _orientation(img: Image.Image) -> int:
+    """From the EXIF (or XMP) read with the header. Not ``img.getexif()``: for a PNG that decodes the whole
+    image to look for an eXIf chunk after the pixels, which the API must never do at upload."""
     try:
-        value = img.getexif().get(0x0112, 1)
+        value = Image.Image.getexif(img).get(0x0112, 1)
     except Exception:  # a broken EXIF block must not stop the photo; orientation falls back to 1
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
@@ -74,13 +86,22 @@ def open_image(path: Path | BinaryIO) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
+            return Image.open(path, formats=PIL_OPEN_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge() from None
     except UnidentifiedImageError:
         raise CorruptMedia("The file looks like an image but could not be read.") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise CorruptMedia(detail=str(exc)) from None
+    except (OSError, ValueError, SyntaxError, RuntimeError, EOFError, struct.error) as exc:
+        # RuntimeError: pillow-heif's (libheif) errors.
+        raise _decode_error(exc) from None
+
+
+def _decode_error(exc: BaseException) -> CorruptMedia | ImageTooLarge:
+    """libheif refuses an image whose coded size (``ispe``) is over its security limit, whatever size the
+    header we checked claimed: the size lied, so the image is too large, not merely damaged."""
+    if isinstance(exc, RuntimeError) and "Security limit exceeded" in str(exc):
+        return ImageTooLarge("The image's coded size is larger than the limit.", detail=str(exc))
+    return CorruptMedia(detail=f"{type(exc).__name__}: {exc}")
 
 
 def probe_file(path: Path, limits: Limits) -> ImageFacts:
@@ -100,8 +121,10 @@ def decode(img: Image.Image, request: tuple[int, int] | None) -> Image.Image:
     try:
         img.seek(0)
         img.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise CorruptMedia(detail=str(exc)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(detail=str(exc)) from None
+    except (OSError, ValueError, SyntaxError, RuntimeError, EOFError, struct.error, MemoryError) as exc:
+        raise _decode_error(exc) from None
     return img
 
 
