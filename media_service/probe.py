@@ -91,16 +91,18 @@ def _bit_depth(stream: dict[str, Any]) -> int:
     return 8
 
 
-# ffprobe reads headers (and decodes a few frames to find codec parameters): a hostile file gets this much.
-PROBE_MEMORY_BYTES = 2 << 30
+# ffprobe reads headers (and decodes a few frames to find codec parameters): a hostile file gets this much
+# address space, with two decoder threads (as many threads as cores would reserve more than this on a big host).
+PROBE_MEMORY_BYTES = 3 << 30
+PROBE_THREADS = "2"
 PROBE_OUTPUT_BYTES = 16 << 20
 
 
 def ffprobe_json(path: Path, *, demuxers: str, timeout: float = 30) -> dict[str, Any]:
     """ffprobe on a local file only (protocol and demuxer whitelists before ``-i``), with CPU, memory and
     file-size limits and a timeout; ``path`` is the job's (or the upload's) private copy."""
-    argv = ["ffprobe", "-v", "error", "-hide_banner", *input_args(demuxers), "-show_format", "-show_streams",
-            "-of", "json", "-i", str(path)]
+    argv = ["ffprobe", "-v", "error", "-hide_banner", "-threads", PROBE_THREADS, *input_args(demuxers),
+            "-show_format", "-show_streams", "-of", "json", "-i", str(path)]
     limits = ResourceLimits(cpu_seconds=max(1, int(timeout)), memory_bytes=PROBE_MEMORY_BYTES,
                             file_bytes=PROBE_OUTPUT_BYTES)
     result = run_tool(argv, timeout=timeout, classify=classify, limits=limits)

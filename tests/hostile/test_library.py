@@ -138,3 +138,39 @@ def test_celery_time_and_memory_limits_per_queue() -> None:
         assert budgets[kind] < limits["soft_time_limit"] < limits["time_limit"], (kind, limits)
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"] and conf["worker_prefetch_multiplier"] == 1
     assert 0 < conf["worker_max_memory_per_child"] <= 4 * 1024 * 1024
+
+
+def test_opencv_never_opens_user_files() -> None:
+    """OpenCV only ever sees pixels Pillow decoded (face finding): never a path, never a video."""
+    import re
+
+    root = Path(__file__).resolve().parents[2] / "media_service"
+    opener = re.compile(r"cv2\.(VideoCapture|imread|imdecode|imreadmulti|VideoWriter)\b")
+    found = [f"{p.relative_to(root)}:{m.group(0)}" for p in root.rglob("*.py") for m in opener.finditer(p.read_text())]
+    assert found == []
+
+
+def test_ffprobe_argv_and_limits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """ffprobe: the whitelists come before ``-i`` and the file is a local path; CPU, memory and output are
+    capped."""
+    import media_service.probe as probe
+
+    seen: dict[str, object] = {}
+
+    def fake_run_tool(argv: list[str], **kw: object) -> object:
+        seen["argv"], seen["limits"] = argv, kw.get("limits")
+        raise CorruptMedia()
+
+    monkeypatch.setattr(probe, "run_tool", fake_run_tool)
+    with pytest.raises(CorruptMedia):
+        probe.probe_video(tmp_path / "source", timeout=7)
+    argv = seen["argv"]
+    assert isinstance(argv, list)
+    i = argv.index("-i")
+    assert argv[argv.index("-protocol_whitelist") + 1] == "file,pipe" and argv.index("-protocol_whitelist") < i
+    assert argv.index("-format_whitelist") < i and "hls" not in argv[argv.index("-format_whitelist") + 1]
+    assert "concat" not in argv[argv.index("-format_whitelist") + 1]
+    assert argv[i + 1] == str(tmp_path / "source")
+    limits = seen["limits"]
+    assert isinstance(limits, ResourceLimits)
+    assert limits.cpu_seconds == 7 and limits.memory_bytes and limits.file_bytes
