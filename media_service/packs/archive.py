@@ -2,7 +2,7 @@
 
 Extraction refuses absolute paths, `..`, links and special files, too many members, too many bytes in
 all and members that expand too far (zip bombs), before writing anything; then writes only regular files
-under the destination, counting bytes as they are written (headers can lie).
+under the destination; a member whose bytes do not match its header fails its CRC and stops the extraction.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -48,6 +49,10 @@ def build_zip(pack_dir: Path, out: Path, generated: dict[str, bytes] | None = No
     return out
 
 
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MB" if n >= 1 << 20 else f"{n} bytes"
+
+
 def _check_member(info: zipfile.ZipInfo, archive: str, limits: ArchiveLimits) -> PurePosixPath | None:
     name = info.filename
     path = PurePosixPath(name)
@@ -61,7 +66,8 @@ def _check_member(info: zipfile.ZipInfo, archive: str, limits: ArchiveLimits) ->
     if info.is_dir():
         return None
     if info.file_size > limits.max_total_bytes:
-        raise PackError(archive, None, f"{name!r}: {info.file_size} bytes is more than a pack may hold")
+        raise PackError(archive, None, f"{name!r}: {_size(info.file_size)} is more than a pack may hold "
+                                       f"({_size(limits.max_total_bytes)})")
     if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
         raise PackError(archive, None, f"{name!r}: expands {info.file_size // max(info.compress_size, 1)}× "
                                        "(a zip bomb?)")
@@ -79,27 +85,29 @@ def safe_extract(archive: Path, dest: Path, limits: ArchiveLimits = ArchiveLimit
         members = zf.infolist()
         if len(members) > limits.max_members:
             raise PackError(where, None, f"{len(members)} members; a pack has at most {limits.max_members}")
-        if sum(m.file_size for m in members) > limits.max_total_bytes:
-            raise PackError(where, None, f"expands to more than {limits.max_total_bytes // (1 << 20)} MB")
         files = [(m, p) for m in members if (p := _check_member(m, where, limits)) is not None]
+        if sum(m.file_size for m in members) > limits.max_total_bytes:
+            raise PackError(where, None, f"expands to more than {_size(limits.max_total_bytes)} in all")
         tops = {p.parts[0] for _, p in files}
         if len(tops) != 1 or any(len(p.parts) < 2 for _, p in files):
             raise PackError(where, None, "a pack archive holds exactly one folder (named like the pack) with "
                                          "pack.toml inside")
         dest.mkdir(parents=True, exist_ok=True)
         root = dest.resolve()
-        written = 0
         for info, path in files:
             target = (root / Path(*path.parts)).resolve()
             if not target.is_relative_to(root):
                 raise PackError(where, None, f"{info.filename!r}: would write outside the pack")
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "xb") as out:
-                while chunk := src.read(1 << 16):
-                    written += len(chunk)
-                    if written > limits.max_total_bytes:
-                        raise PackError(where, None, "expands to more than its headers say (a zip bomb?)")
-                    out.write(chunk)
+            try:
+                with zf.open(info) as src, open(target, "xb") as out:
+                    # zipfile stops each member at its header's size, so a lying header cannot write more
+                    # than the total checked above; it ends here as a CRC or inflate error.
+                    while chunk := src.read(1 << 16):
+                        out.write(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise PackError(where, None, f"{info.filename!r} is corrupt ({exc}); build the archive again") \
+                    from None
         return root / next(iter(tops))
 
 

@@ -82,13 +82,24 @@ class _Lines:
         return None
 
     def of_key(self, key: str, after: int | None = None) -> int | None:
+        """The line of ``key`` in the table that starts at line ``after`` (or in the top-level/[pack] part
+        when None); that table's first line when the key is not in it."""
         pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+        start = after or 0
         for no, line in enumerate(self.lines, start=1):
-            if after is not None and no <= after:
+            if no <= start:
                 continue
+            if line.lstrip().startswith("[") and (after is not None or not line.strip().startswith("[pack]")):
+                break  # the next table begins: the key is not in this one
             if pattern.match(line):
                 return no
         return after
+
+    def of_table(self, name: str) -> int | None:
+        for no, line in enumerate(self.lines, start=1):
+            if line.strip().replace(" ", "") == f"[{name}]":
+                return no
+        return None
 
 
 def _title(value: Any, where: str, path: str, line: int | None) -> Title:
@@ -159,6 +170,10 @@ def load_manifest(pack_dir: Path, expected_kind: str, problems: list[PackError] 
         text = manifest_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PackError(path, None, "missing pack.toml") from None
+    except UnicodeDecodeError as exc:
+        raise PackError(path, None, f"pack.toml is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise PackError(path, None, f"pack.toml cannot be read ({exc.strerror})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -169,7 +184,8 @@ def load_manifest(pack_dir: Path, expected_kind: str, problems: list[PackError] 
     unknown_top = set(data) - {"pack", *KINDS}
     if unknown_top:
         name = sorted(unknown_top)[0]
-        raise PackError(path, lines.of_key(name), f"unknown top-level key {name!r}")
+        line = lines.of_key(name) or lines.of_table(name) or lines.of_array_item(name, 0)
+        raise PackError(path, line, f"unknown top-level key {name!r}")
     pack = data.get("pack")
     pack_line = lines.of_key("id")
     if not isinstance(pack, dict):

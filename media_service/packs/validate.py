@@ -17,14 +17,14 @@ def pack_dirs(paths: list[Path], problems: list[PackError] | None = None,
     ``shown_as`` learns, for each archive's extracted folder, how to name it in a problem."""
     out: list[Path] = []
     for path in paths:
-        if (path / "pack.toml").is_file():
+        if (path / "pack.toml").exists():
             out.append(path)
             continue
         archives: list[Path] = []
         if path.is_file() and path.suffix.lower() == ".zip":
             archives = [path]
         elif path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if (p / "pack.toml").is_file()))
+            out.extend(sorted(p for p in path.iterdir() if (p / "pack.toml").exists()))
             archives = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".zip")
         for archive in archives:
             try:

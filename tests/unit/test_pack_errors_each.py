@@ -244,6 +244,14 @@ def latin1_pack_toml(tmp: Path) -> Target:
     return folder
 
 
+def pack_toml_a_folder(tmp: Path) -> Target:
+    """pack.toml that cannot be read as a file (here: a folder of that name)."""
+    folder = _pack(tmp, "", {"a.cube": cube_text(2).encode()})
+    (folder / "pack.toml").unlink()
+    (folder / "pack.toml").mkdir()
+    return folder
+
+
 def defined_twice(tmp: Path) -> Target:
     return [_pack(tmp / "one", _header() + LOOK), _pack(tmp / "two", _header() + LOOK)]
 
@@ -307,31 +315,25 @@ ROWS = [
         r"^only the 0\.\.1 domain is supported \(DOMAIN_MIN 0 0 0, DOMAIN_MAX 1 1 1\)$", None),
 
     # --- archive.py: pack .zip archives ---------------------------------------------------------------
-    row("zip-member-too-big", member_too_big, r"^'p/big\.bin': 2048 bytes is more than a pack may hold$", None,
-        unreachable("safe_extract refuses the sum of all members' sizes ('expands to more than … MB') before "
-                    "it looks at any member, and one member's size never exceeds the sum")),
-    row("zip-more-than-headers-say", more_than_headers_say,
-        r"^expands to more than its headers say \(a zip bomb\?\)$", None,
-        unreachable("zipfile never returns more than a member's header size (it stops there), so the bytes "
-                    "written cannot pass the total already checked; the lie surfaces as zipfile.BadZipFile "
-                    "(Bad CRC-32), which is not a PackError")),
-    row("zip-bad-crc", bad_crc_zip, r"^not a readable zip archive", None,
-        crashes(zipfile.BadZipFile, "a member failing its CRC check (or an inflate error) escapes safe_extract "
-                                    "as zipfile.BadZipFile / zlib.error; validate() raises instead of reporting")),
+    row("zip-member-too-big", member_too_big,
+        r"^'p/big\.bin': 2048 bytes is more than a pack may hold \(\d+ bytes\)$", None),
+    # A header that lies about a member's size: zipfile stops at the header's size and the CRC fails.
+    row("zip-more-than-headers-say", more_than_headers_say, r"^'.+' is corrupt \(.+\); build the archive again$",
+        None),
+    row("zip-bad-crc", bad_crc_zip, r"^'.+' is corrupt \(.+\); build the archive again$", None),
     # Tested in test_pack_archive by fragments ("'..'", "zip bomb", "links", …) too short or shared.
     row("zip-absolute", absolute, lit("'/etc/evil': absolute or Windows path in the archive"), None),
     row("zip-link", link, lit("'p/link': links and special files are not allowed in a pack"), None),
     row("zip-members", too_many_members, lit("4 members; a pack has at most 3"), None),
     row("zip-dotdot", dotdot, lit("'p/../../evil.txt': '..' in a path (it would write outside the pack)"), None),
     row("zip-ratio", expands_too_far, r"^'p/bomb\.cube': expands \d+× \(a zip bomb\?\)$", None),
-    row("zip-total-bytes", too_many_bytes, r"^expands to more than 1 MB$", None),
+    row("zip-total-bytes", too_many_bytes, r"^expands to more than 1 MB in all$", None),
     row("zip-writes-through-link", dest_symlink_outside, r"^'p/pack\.toml': would write outside the pack$", None),
     row("zip-unreadable", unreadable_zip, r"^cannot read the archive \(.+\)$", None),
 
     # --- manifest.py: pack.toml -------------------------------------------------------------------------
-    row("toml-not-utf8", latin1_pack_toml, r"not a UTF-8", None,
-        crashes(UnicodeDecodeError, "load_manifest catches only FileNotFoundError when reading pack.toml, so a "
-                                    "Latin-1 pack.toml (or an unreadable one) raises out of validate()")),
+    row("toml-not-utf8", latin1_pack_toml, r"^pack\.toml is not UTF-8 text \(byte \d+\); save it as UTF-8$", None),
+    row("toml-unreadable", pack_toml_a_folder, r"^pack\.toml cannot be read \(.+\)$", None),
     row("toml-missing", no_pack_toml, r"^missing pack\.toml$", None),
     row("toml-unknown-top-level-key", look_pack(LOOK, head="colour = \"red\"\n" + _header()),
         r"^unknown top-level key 'colour'$", 1),
@@ -341,10 +343,7 @@ ROWS = [
     row("toml-pack-id-pattern", look_pack(LOOK, head=_header("Bad ID")),
         lit("pack.id 'Bad ID': use 1–40 of a-z, 0-9, '-', '_'"), 2),
     row("toml-pack-id-missing", look_pack(LOOK, head=_header().replace('id = "p"\n', "")),
-        r"^pack\.id is required and must be a non-empty string$", None,
-        wrong_line("lines.of_key('id') searches the whole file, so a [pack] without id is reported at the first "
-                   "item's id (line 8); other missing [pack] keys get no line (the same for [pack].license "
-                   "missing in a tracks pack: it names the track's license line)")),
+        r"^pack\.id is required and must be a non-empty string$", None),
     row("toml-no-items", look_pack("", head=_header()), r"^a looks pack needs at least one \[\[looks\]\] table$", None),
     row("toml-item-not-table", look_pack("", head='looks = ["warm"]\n' + _header()),
         r"^looks\[0\] must be a table \(\[\[looks\]\]\)$", None),
@@ -353,9 +352,7 @@ ROWS = [
     row("toml-item-key-missing", look_pack(LOOK.replace('lut = "a.cube"\n', "")),
         r"^looks\[0\]\.lut is required and must be a non-empty string$", ITEM),
     row("toml-track-key-missing", track_pack(TRACK.replace('artist = "x"\n', "") + TRACK.replace('"a"', '"b"', 1)),
-        r"^tracks\[0\]\.artist is required and must be a non-empty string$", ITEM,
-        wrong_line("a track's artist/license/source is looked up with lines.of_key(key, after=item line), which "
-                   "finds the NEXT item's key when this one lacks it (here tracks[1]'s artist, line 18)")),
+        r"^tracks\[0\]\.artist is required and must be a non-empty string$", ITEM),
     # Tested in test_packs, by fragments that span a {…} of the message: here whole, for the check below.
     row("toml-other-kind", look_pack(LOOK + STICKER), lit("a looks pack cannot hold [[stickers]]"), ITEM + 5),
     row("toml-unknown-item-key", look_pack(LOOK + "colour = 1\n"), lit("unknown key 'colour' in looks[0]"), ITEM + 4),
