@@ -47,11 +47,14 @@ class Settings(BaseSettings):
     packs_refresh_seconds: float = Field(default=30.0, ge=0.5, le=3600)  # how soon a published pack is live
     max_attempts: int = Field(default=3, ge=1, le=20)
     worker_concurrency: int = Field(default=2, ge=1, le=64)
-    visibility_timeout: int = Field(default=3600, ge=60)
+    visibility_timeout: int = Field(default=3600, ge=10)
+    # The reconciler (in each worker): how often it looks, and when a record counts as lost by the broker.
+    reconcile_seconds: float = Field(default=60.0, ge=0)  # 0: off
+    stuck_queued_seconds: float = Field(default=900.0, ge=1)
+    stuck_processing_seconds: float = Field(default=1800.0, ge=1)
     limits: Limits = Field(default_factory=Limits)
     host: str = "127.0.0.1"
     port: int = 8000
-
     # Observability: log lines as JSON objects (one per line) or plain text; where a worker serves /metrics.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

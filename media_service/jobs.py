@@ -6,6 +6,8 @@ Called by the Celery task (workers/tasks.py) with everything it needs as values.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -91,7 +93,8 @@ def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outc
     assert record is not None
     attempt = claim.attempt
     seen["attempt"] = attempt
-    workdir = Path(tempfile.mkdtemp(prefix=f"media-{media_id}-", dir=ctx.tmp_root))
+    sweep_stale_workdirs(ctx.tmp_root)
+    workdir = Path(tempfile.mkdtemp(prefix=f"media-{media_id}-p{os.getpid()}-", dir=ctx.tmp_root))
     version = f"v{attempt}-{secrets.token_hex(4)}"
     stored_prefix = f"{media_prefix(media_id)}{version}/"
     started = time.monotonic()
@@ -227,6 +230,38 @@ def _store_hls(ctx: JobContext, rendered: Rendered, prefix: str) -> dict[str, An
     return {"name": "hls", "content_type": "application/vnd.apple.mpegurl", "width": top["width"],
             "height": top["height"], "bytes": total, "key": f"{prefix}{rendered.hls['master']}", "hls_prefix": prefix,
             "variants": rendered.hls["variants"], "sha256": None}
+
+
+_WORKDIR = re.compile(r"^media-[0-9a-f]+-p(\d+)-")
+
+
+def sweep_stale_workdirs(root: Path | None) -> int:
+    """Remove the work folders of jobs whose process is gone (killed by a hard time limit, the OOM killer or
+    an operator): their own cleanup never ran. Each folder's name carries its process id."""
+    removed = 0
+    base = root or Path(tempfile.gettempdir())
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _WORKDIR.match(entry.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+        log.info("removed the work folder of a dead job process: %s", entry.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _discard(ctx: JobContext, prefix: str) -> None:

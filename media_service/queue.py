@@ -36,7 +36,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                              "control_folder": str(folder / "control")}
     elif settings.broker_url.startswith(("redis://", "rediss://")):
         # An unacked task becomes visible again after this long; it must exceed the longest job.
-        transport_options = {"visibility_timeout": settings.visibility_timeout, "socket_timeout": 5,
+        # A dead worker's job waits visibility_timeout, then the next sweep (every restore_interval, by any
+        # worker) hands it on; kombu's default sweeps only every ~100 s.
+        restore_interval = max(1, min(10, settings.visibility_timeout // 5))
+        transport_options = {"visibility_timeout": settings.visibility_timeout, "unacked_restore_interval":
+                             restore_interval, "unacked_restore_throttle": 1, "socket_timeout": 5,
                              "socket_connect_timeout": 5}
     return {
         "broker_url": settings.broker_url,

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from media_service.db import MediaRecord, Status
+from media_service.db import MediaRecord
 from media_service.storage import Storage
 from media_service.storage.signing import sign, verify
 
@@ -47,8 +47,8 @@ def media_view(record: MediaRecord, storage: Storage, ttl: int, hls: HlsSigner) 
             else:
                 public["url"] = storage.url(r["key"], expires_in=ttl, content_type=r["content_type"])
             renditions.append(public)
-    error = ({"code": record.error_code, "message": record.error_message}
-             if record.status == Status.FAILED else None)
+    # Failed, or ready with the last re-render's error (the previous set still serving).
+    error = ({"code": record.error_code, "message": record.error_message} if record.error_code else None)
     return {
         "id": record.id,
         "kind": record.kind,

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, func, select, text, update
+from sqlalchemy import case, create_engine, delete, event, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -171,8 +171,11 @@ class MediaRepo:
             conditions = [MediaRecord.id == media_id, MediaRecord.status.in_(ACTIVE)]
             if attempt is not None:
                 conditions.append(MediaRecord.attempts == attempt)
-            values: dict[str, Any] = {"status": Status.FAILED.value, "error_code": code,
-                                      "error_message": message, "updated_at": utcnow()}
+            # A re-render that fails leaves the published set serving: back to ready, with the error kept.
+            status = case((MediaRecord.version.is_not(None), Status.READY.value), else_=Status.FAILED.value)
+            values: dict[str, Any] = {"status": status, "progress": case((MediaRecord.version.is_not(None), 1.0),
+                                                                          else_=MediaRecord.progress),
+                                      "error_code": code, "error_message": message, "updated_at": utcnow()}
             if source:
                 values["source"] = source
             result = s.execute(update(MediaRecord).where(*conditions).values(**values))
