@@ -24,7 +24,7 @@ from media_service.limits import Limits
 from media_service.packs import PackRegistry
 from media_service.pipeline.image import ImageJob, Rendition, run_image_pipeline
 from media_service.pipeline.video import VideoJob, run_video_pipeline
-from media_service.probe import probe_video
+from media_service.probe import check_video_caps, probe_video
 from media_service.recipe import Recipe, recipe_from_dict
 from media_service.storage import Storage
 
@@ -210,6 +210,9 @@ def _render_image(registry: PackRegistry, limits: Limits, recipe: dict[str, Any]
 def _render_video(registry: PackRegistry, limits: Limits, recipe: dict[str, Any], source: Path, workdir: Path,
                   progress: Callable[[float], None]) -> Rendered:
     facts = probe_video(source)
+    # Again here, not only at upload: the worker trusts the stored file, not the API that took it (limits may
+    # have been lowered since, or the record re-rendered under new ones).
+    check_video_caps(facts, limits)
     job = VideoJob(source=source, facts=facts, recipe=recipe_from_dict(recipe), registry=registry,
                    workdir=workdir, limits=limits, progress=progress)
     run_video_pipeline(job)

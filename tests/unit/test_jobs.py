@@ -129,3 +129,21 @@ def test_time_limit_fails_without_retry(ctx: JobContext, tmp_path: Path) -> None
     assert process_media(ctx, "m1").status == "failed"
     record = ctx.repo.get("m1")
     assert record is not None and record.error_code == "tool_timeout"
+
+
+def test_worker_checks_video_caps_again(ctx: JobContext, tmp_path: Path) -> None:
+    """The worker does not trust that the API checked: a stored video over today's caps fails, unrendered."""
+    import dataclasses
+    import io
+
+    from tests.support.video import make_video
+
+    video = make_video(tmp_path / "v.mp4", width=320, height=240, seconds=1.0)
+    stored = ctx.storage.put_stream(original_key("v1"), io.BytesIO(video.read_bytes()), "video/mp4")
+    ctx.repo.create(MediaRecord(id="v1", owner="o", kind="video", status=Status.QUEUED.value, progress=0.0,
+                                recipe={}, source={}, renditions=[], original_key=stored.key,
+                                original_bytes=stored.size, original_format="mp4", attempts=0))
+    ctx.limits = dataclasses.replace(ctx.limits, max_video_pixels=320 * 240 - 1)
+    outcome = process_media(ctx, "v1")
+    assert outcome.status == "failed" and outcome.error is not None and outcome.error.code == "video_too_large"
+    assert ctx.storage.list_keys(media_prefix("v1")) == [original_key("v1")]
