@@ -203,6 +203,14 @@ class InternalError(MediaError):
     default_message = "Something went wrong on our side."
 
 
+class Cancelled(MediaError):
+    """The job's record was deleted (or taken over by a newer attempt) while it ran: stop and clean up."""
+
+    code = "cancelled"
+    http_status = 409
+    default_message = "Processing was cancelled."
+
+
 class AttemptsExhausted(MediaError):
     code = "attempts_exhausted"
     http_status = 500

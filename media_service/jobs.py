@@ -19,7 +19,7 @@ from typing import Any
 
 from media_service import logs, metrics
 from media_service.db import MediaRepo
-from media_service.errors import AttemptsExhausted, InternalError, MediaError, ToolTimeout
+from media_service.errors import AttemptsExhausted, Cancelled, InternalError, MediaError, ToolTimeout
 from media_service.limits import Limits
 from media_service.packs import PackRegistry
 from media_service.pipeline.image import ImageJob, Rendition, run_image_pipeline
@@ -106,15 +106,22 @@ def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outc
         metrics.stage_seconds(record.kind, {"fetch": time.monotonic() - started})
         last = [0.0]
 
+        cancelled = [False]
+
         def progress(fraction: float) -> None:
-            # Only milestones are written (every 5%); each write is a small UPDATE.
+            # Only milestones are written (every 5%); each write is a small UPDATE, and tells whether this
+            # attempt still owns the record (a DELETE meanwhile cancels the job).
             if fraction - last[0] >= 0.05 or fraction >= 1.0:
                 last[0] = fraction
-                ctx.repo.set_progress(media_id, attempt, 0.05 + 0.85 * fraction)
+                if not ctx.repo.set_progress(media_id, attempt, 0.05 + 0.85 * fraction):
+                    cancelled[0] = True
 
         registry = ctx.registry() if callable(ctx.registry) else ctx.registry
-        render = _render_video if record.kind == "video" else _render_image
-        rendered = render(registry, ctx.limits, record.recipe, source, workdir, progress)
+        if record.kind == "video":
+            rendered = _render_video(registry, ctx.limits, record.recipe, source, workdir, progress,
+                                     should_stop=lambda: cancelled[0])
+        else:
+            rendered = _render_image(registry, ctx.limits, record.recipe, source, workdir, progress)
         metrics.stage_seconds(record.kind, {k: v for k, v in rendered.timings.items() if k != "total"})
         storing = time.monotonic()
         provenance = pack_provenance(recipe_from_dict(record.recipe), registry)
@@ -140,6 +147,10 @@ def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outc
         log.info("media %s ready in %.2fs (attempt %d, %s)", media_id, time.monotonic() - started, attempt,
                  {k: round(v, 3) for k, v in rendered.timings.items()})
         return Outcome("ready")
+    except Cancelled:
+        _discard(ctx, stored_prefix)
+        log.info("media %s: cancelled on attempt %d (deleted or taken over)", media_id, attempt)
+        return Outcome("skipped")
     except MediaError as err:
         _discard(ctx, stored_prefix)
         if err.retryable and attempt < ctx.max_attempts:
@@ -208,13 +219,13 @@ def _render_image(registry: PackRegistry, limits: Limits, recipe: dict[str, Any]
 
 
 def _render_video(registry: PackRegistry, limits: Limits, recipe: dict[str, Any], source: Path, workdir: Path,
-                  progress: Callable[[float], None]) -> Rendered:
+                  progress: Callable[[float], None], should_stop: Callable[[], bool] = lambda: False) -> Rendered:
     facts = probe_video(source)
     # Again here, not only at upload: the worker trusts the stored file, not the API that took it (limits may
     # have been lowered since, or the record re-rendered under new ones).
     check_video_caps(facts, limits)
     job = VideoJob(source=source, facts=facts, recipe=recipe_from_dict(recipe), registry=registry,
-                   workdir=workdir, limits=limits, progress=progress)
+                   workdir=workdir, limits=limits, progress=progress, should_stop=should_stop)
     run_video_pipeline(job)
     return Rendered(job.renditions, facts.public(), job.placeholder, job.timings, extra=job.outputs_info,
                     hls_dir=job.hls["dir"], hls=job.hls)

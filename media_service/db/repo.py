@@ -136,14 +136,16 @@ class MediaRepo:
             return Claim(record, record.attempts, "exhausted")
         return Claim(record, record.attempts, "done")
 
-    def set_progress(self, media_id: str, attempt: int, progress: float) -> None:
+    def set_progress(self, media_id: str, attempt: int, progress: float) -> bool:
+        """False when this attempt no longer owns the record (deleted, or taken over): time to stop."""
         with self.db.session() as s:
-            s.execute(
+            result = s.execute(
                 update(MediaRecord)
                 .where(MediaRecord.id == media_id, MediaRecord.status == Status.PROCESSING.value,
                        MediaRecord.attempts == attempt)
                 .values(progress=round(min(max(progress, 0.0), 1.0), 4), updated_at=utcnow())
             )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def publish(self, media_id: str, attempt: int, *, version: str, renditions: list[dict[str, Any]],
                 source: dict[str, Any], placeholder: dict[str, Any] | None) -> str | None:

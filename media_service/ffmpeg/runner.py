@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from media_service import metrics
-from media_service.errors import MediaError, ToolFailed, ToolTimeout
+from media_service.errors import Cancelled, MediaError, ToolFailed, ToolTimeout
 
 STDERR_TAIL = 6000
 log = logging.getLogger("media_service.ffmpeg")
@@ -90,10 +90,12 @@ Classifier = Callable[[int, str], MediaError]
 
 def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None, check: bool = True,
              on_line: Callable[[str], None] | None = None, limits: ResourceLimits | None = None,
-             classify: Classifier | None = None, stderr_lines: int = 200) -> ToolResult:
+             classify: Classifier | None = None, stderr_lines: int = 200,
+             should_stop: Callable[[], bool] | None = None) -> ToolResult:
     """Run ``argv``. With ``on_line``, stdout is read line by line as it comes (ffmpeg's ``-progress
     pipe:1``) and not kept. ``classify`` turns a failed exit into the right MediaError. ``stderr_lines``:
-    how many of stderr's last lines the result keeps (a measurement logged per frame needs them all)."""
+    how many of stderr's last lines the result keeps (a measurement logged per frame needs them all).
+    ``should_stop``: polled twice a second; when it says so the tool is killed and Cancelled raised."""
     if not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError("argv must be a non-empty list of strings")
     preexec = _child_setup(limits, os.getpid())
@@ -126,6 +128,10 @@ def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None, ch
                 proc.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
                 break
             except subprocess.TimeoutExpired:
+                if should_stop is not None and should_stop():
+                    _kill_group(proc)
+                    proc.wait()
+                    raise Cancelled(detail=f"{argv[0]} stopped: the job was cancelled") from None
                 if time.monotonic() >= deadline:
                     _kill_group(proc)
                     proc.wait()

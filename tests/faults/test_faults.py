@@ -252,3 +252,24 @@ def test_lost_broker_message_is_queued_again_by_the_reconciler(fault_stack: Faul
     redis.Redis.from_url(fault_stack.redis.url).flushall()
     fault_stack.start_worker("w1")
     fault_stack.check_invariants(ids, timeout=90)
+
+
+def test_deleting_a_video_while_it_renders_cancels_the_job(fault_stack: FaultStack,
+                                                           media_files: dict[str, Path]) -> None:
+    """DELETE while a worker renders: its ffmpeg is killed at the next progress mark, nothing is published
+    or left in storage, and the worker goes on with the next job."""
+    import urllib.request
+
+    fault_stack.start_api()
+    fault_stack.start_worker("w1")
+    ids = fault_stack.batch(media_files, photos=0, videos=1, video="video")
+    encoder = _wait_encoding(fault_stack, ids[0])
+    req = urllib.request.Request(f"{fault_stack.base_url}/v1/media/{ids[0]}", method="DELETE",
+                                 headers={"Authorization": "Bearer fault-key"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 204
+    wait_until(lambda: not Path(f"/proc/{encoder}").exists(), 20, 0.2, "ffmpeg stopped")
+    assert fault_stack.rows().get(ids[0]) is None
+    wait_until(lambda: fault_stack.storage.list_keys(f"media/{ids[0]}/") == [], 20, 0.5, "nothing stored")
+    fault_stack.accepted.remove(ids[0])
+    fault_stack.check_no_leftovers()

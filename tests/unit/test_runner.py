@@ -49,3 +49,15 @@ def test_argv_must_be_a_list_of_strings() -> None:
 
 def test_no_stdin() -> None:
     assert run_tool(["cat"], timeout=5).stdout == b""
+
+
+def test_should_stop_kills_the_tool_and_cancels() -> None:
+    import time as _time
+
+    from media_service.errors import Cancelled
+
+    started = _time.monotonic()
+    stop_at = started + 0.6
+    with pytest.raises(Cancelled):
+        run_tool(["sleep", "30"], timeout=60, should_stop=lambda: _time.monotonic() > stop_at)
+    assert _time.monotonic() - started < 3
