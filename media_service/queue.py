@@ -73,15 +73,29 @@ def make_celery(settings: Settings, name: str = "notes-media") -> Celery:
     return app
 
 
+def fair_priority(waiting_for_owner: int) -> int:
+    """Per-owner fairness: the more an owner already has waiting, the lower its new jobs go (kombu's Redis
+    priority lists 0, 3, 6, 9; 0 is consumed first). One photo from someone with nothing waiting overtakes
+    a heavy uploader's backlog, and that backlog still drains in its own order."""
+    if waiting_for_owner < 2:
+        return 0
+    if waiting_for_owner < 8:
+        return 3
+    if waiting_for_owner < 32:
+        return 6
+    return 9
+
+
 class JobQueue:
     """What the API uses to hand a media id to the workers."""
 
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def enqueue(self, media_id: str, kind: str) -> None:
+    def enqueue(self, media_id: str, kind: str, priority: int = 0) -> None:
+        """``priority``: 0 first … 9 last (Redis; the file-system broker of the embedded defaults is FIFO)."""
         try:
-            self.app.send_task(TASK_FOR_KIND[kind], args=[media_id], queue=QUEUE_FOR_KIND[kind])
+            self.app.send_task(TASK_FOR_KIND[kind], args=[media_id], queue=QUEUE_FOR_KIND[kind], priority=priority)
         except Exception as exc:  # kombu raises many transport-specific types; all mean "not queued"
             raise BrokerUnavailable(detail=repr(exc)) from None
 

@@ -39,6 +39,7 @@ from media_service.imaging.decode import open_image, read_facts
 from media_service.imaging.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
 from media_service.jobs import media_prefix, original_key
 from media_service.probe import check_video_caps, probe_video
+from media_service.queue import fair_priority
 from media_service.recipe import Recipe, check_for_photo, check_ids, output_window, parse_recipe, recipe_from_dict
 from media_service.storage.signing import validate_key
 
@@ -110,7 +111,8 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
     finally:
         await form.close()
     try:
-        svc.queue.enqueue(record.id, record.kind)
+        # This record is already counted among the owner's waiting ones.
+        svc.queue.enqueue(record.id, record.kind, fair_priority(svc.repo.count_waiting_for(owner, record.kind) - 1))
     except MediaError:
         # Not queued means not accepted: remove what was stored so nothing is left half-done.
         svc.repo.delete(record.id, owner)
@@ -299,7 +301,7 @@ def rerender(media_id: str, owner: Owner, svc: Svc) -> JSONResponse:
     check_ids(recipe_from_dict(record.recipe), svc.packs.current())
     if not svc.repo.requeue_finished(media_id):
         raise Conflict("The media is already being processed.")
-    svc.queue.enqueue(media_id, record.kind)
+    svc.queue.enqueue(media_id, record.kind, fair_priority(svc.repo.count_waiting_for(owner, record.kind) - 1))
     record = svc.repo.get(media_id, owner)
     assert record is not None
     return JSONResponse(media_view(record, svc.storage, svc.settings.url_ttl_seconds, svc.hls), status_code=202)

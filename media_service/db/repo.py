@@ -102,6 +102,13 @@ class MediaRepo:
             s.expunge(record)
             return record
 
+    def count_waiting_for(self, owner: str, kind: str) -> int:
+        """This owner's media of this kind not yet picked up (per-owner fairness)."""
+        with self.db.session() as s:
+            return int(s.scalar(select(func.count()).select_from(MediaRecord)
+                                .where(MediaRecord.owner == owner, MediaRecord.kind == kind,
+                                       MediaRecord.status == Status.QUEUED.value)) or 0)
+
     def count_waiting(self, kind: str) -> int:
         """Media of this kind accepted and not yet picked up by a worker (admission control)."""
         with self.db.session() as s:

@@ -33,6 +33,7 @@ PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:
 MAX_ATTEMPTS = 3
 VISIBILITY_TIMEOUT = 15  # seconds: how long Redis keeps a dead worker's job before another may take it
 KEY = {"Authorization": "Bearer fault-key"}
+OTHER_KEY = {"Authorization": "Bearer other-key"}
 TERMINAL = ("ready", "failed")
 JOB_FOLDER = re.compile(r"^media-[0-9a-f]{32}-")
 
@@ -118,7 +119,7 @@ class FaultStack:
             "MEDIA_BROKER_URL": self.redis.url,
             "MEDIA_STORAGE_URL": f"s3://{self.bucket}/notes",
             "MEDIA_S3_ENDPOINT_URL": self.s3_proxy,
-            "MEDIA_API_KEYS": "fault-key=faults",
+            "MEDIA_API_KEYS": "fault-key=faults,other-key=others",
             "MEDIA_PORT": str(self.port),
             "MEDIA_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.port}",
             "MEDIA_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
@@ -158,7 +159,8 @@ class FaultStack:
 
     # --- clients ---------------------------------------------------------------------------------
 
-    def upload(self, path: Path, recipe: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    def upload(self, path: Path, recipe: dict[str, Any] | None = None, key: dict[str, str] = KEY
+               ) -> tuple[int, dict[str, Any]]:
         boundary = uuid.uuid4().hex
         parts = [f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
                  "Content-Type: application/octet-stream\r\n\r\n".encode() + path.read_bytes() + b"\r\n"]
@@ -167,7 +169,7 @@ class FaultStack:
                          f"{json.dumps(recipe)}\r\n".encode())
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         req = urllib.request.Request(f"{self.base_url}/v1/media", data=body, method="POST", headers={
-            **KEY, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            **key, "Content-Type": f"multipart/form-data; boundary={boundary}"})
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 data = json.loads(resp.read())
@@ -202,9 +204,10 @@ class FaultStack:
 
     def rows(self) -> dict[str, dict[str, Any]]:
         with psycopg.connect(self.db_url(5432), connect_timeout=5) as conn:
-            cur = conn.execute("SELECT id, kind, status, attempts, version, renditions, error_code FROM media")
+            cur = conn.execute("SELECT id, kind, status, attempts, version, renditions, error_code, updated_at "
+                               "FROM media")
             return {r[0]: {"kind": r[1], "status": r[2], "attempts": r[3], "version": r[4], "renditions": r[5],
-                           "error_code": r[6]} for r in cur.fetchall()}
+                           "error_code": r[6], "updated_at": r[7]} for r in cur.fetchall()}
 
     def wait_terminal(self, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
         def done() -> bool:
