@@ -135,7 +135,7 @@ def test_failed_enqueue_gives_the_quota_back(tmp_path: Path, photo: bytes) -> No
     for c in client_for(settings):
         queue = c.app.state.services.queue  # type: ignore[attr-defined]
 
-        def broken(media_id: str, kind: str) -> None:
+        def broken(media_id: str, kind: str, priority: int = 0) -> None:
             raise BrokerUnavailable()
 
         queue.enqueue = broken
