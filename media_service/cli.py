@@ -61,7 +61,7 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dev(settings: Settings, _args: argparse.Namespace) -> int:
-    """API and one worker on embedded defaults, in one terminal; Ctrl-C stops both."""
+    """API and two workers (photos, videos) on embedded defaults, in one terminal; Ctrl-C stops them."""
     env = dict(os.environ)
     env.setdefault("MEDIA_LOG_FORMAT", "text")  # a terminal, not a log collector
     if not settings.api_keys:
@@ -70,29 +70,35 @@ def cmd_dev(settings: Settings, _args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = env["MEDIA_API_KEYS"].split(",")[0].split("=")[0]
     base = settings.public_base_url
-    worker = subprocess.Popen([sys.executable, "-m", "media_service.cli", "worker", "--concurrency", "1"],
-                              env=env, start_new_session=True)
+    # One worker per queue, so a photo never waits behind a video being rendered.
+    workers = [subprocess.Popen([sys.executable, "-m", "media_service.cli", "worker", "--queues", queue,
+                                 "--concurrency", "1", "--hostname", f"{queue}@%h"], env=env, start_new_session=True)
+               for queue in ("image", "video")]
     api = subprocess.Popen([sys.executable, "-m", "media_service.cli", "api"], env=env, start_new_session=True)
     print(f"""
-notes-media is starting: API on {base}, one worker, data in {settings.data_dir}
+notes-media is starting: API on {base}, a photo and a video worker, data in {settings.data_dir}
 Try it:
   curl -s -H 'Authorization: Bearer {key}' -F file=@photo.jpg \\
        -F 'recipe={{"aspect":"3:4","filter":{{"id":"starter/warm","intensity":0.8}},\
 "stickers":[{{"id":"starter/heart","x":0.8,"y":0.2,"scale":0.25,"rotation":-12}}]}}' {base}/v1/media
   curl -s -H 'Authorization: Bearer {key}' {base}/v1/media/<id>
   curl -s {base}/v1/filters
-Ctrl-C stops both.
+Ctrl-C stops them.
 """, flush=True)
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the children too, as Ctrl-C does (they are in their own sessions)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        while api.poll() is None and worker.poll() is None:
+        while api.poll() is None and all(w.poll() is None for w in workers):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        for proc in (api, worker):
+        for proc in (api, *workers):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in (api, worker):
+        for proc in (api, *workers):
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

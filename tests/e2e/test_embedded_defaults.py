@@ -54,3 +54,24 @@ def test_dev_command_processes_a_photo(tmp_path: Path) -> None:
         tampered = best["url"].replace("w1080.webp", "w720.webp")
         assert httpx.get(tampered).status_code == 404
     assert (tmp_path / "data" / "media.db").exists()
+
+
+def test_dev_command_stops_its_children_on_sigterm(tmp_path: Path) -> None:
+    import signal
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIA_")}
+    env |= {"MEDIA_DATA_DIR": str(tmp_path / "data"), "MEDIA_PORT": str(port),
+            "MEDIA_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    with running("dev", media_service("dev"), env, tmp_path) as dev:
+        wait_http(f"http://127.0.0.1:{port}/healthz", dev)
+        children = [int(p) for p in Path(f"/proc/{dev.proc.pid}/task/{dev.proc.pid}/children").read_text().split()]
+        assert len(children) == 3  # the API, a photo worker, a video worker
+        dev.proc.send_signal(signal.SIGTERM)
+        dev.proc.wait(timeout=40)
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{c}").exists() and "Z" not in Path(f"/proc/{c}/stat").read_text().split()[2]
+                  for c in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = [c for c in children if Path(f"/proc/{c}").exists()]
+        assert not alive or all(Path(f"/proc/{c}/stat").read_text().split()[2] == "Z" for c in alive), alive
