@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(default=60.0, ge=0)  # 0: off
     stuck_queued_seconds: float = Field(default=900.0, ge=1)
     stuck_processing_seconds: float = Field(default=1800.0, ge=1)
+    # Webhooks: delivered by the workers; retried after each of these many seconds (about a day in all).
+    webhook_backoff: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 28800.0])
+    webhook_allow_private: bool = False  # development only: lets webhooks reach localhost/private networks
     limits: Limits = Field(default_factory=Limits)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -66,6 +70,13 @@ class Settings(BaseSettings):
     def _case(cls, value: object, info: Any) -> object:
         if isinstance(value, str):
             return value.strip().lower() if info.field_name == "log_format" else value.strip().upper()
+        return value
+
+    @field_validator("webhook_backoff", mode="before")
+    @classmethod
+    def _split_numbers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(v) for v in value.split(",") if v.strip()]
         return value
 
     @field_validator("filters_dirs", "stickers_dirs", "music_dirs", mode="before")

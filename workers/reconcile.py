@@ -1,4 +1,5 @@
-"""Starts the reconciler in the worker's main process (never in the pool processes)."""
+"""Background loops of the worker's main process (never the pool processes): the reconciler and the
+webhook deliverer."""
 
 from __future__ import annotations
 
@@ -7,23 +8,29 @@ from datetime import timedelta
 from celery.signals import worker_ready, worker_shutdown
 
 from media_service.db import Database
+from media_service.db.outbox import WebhookRepo
 from media_service.queue import JobQueue
 from media_service.reconcile import Reconciler
+from media_service.webhooks import Deliverer
 from workers.app import app, settings
 
-_running: list[Reconciler] = []
+_running: list[Reconciler | Deliverer] = []
 
 
 @worker_ready.connect
 def _start(**_kwargs: object) -> None:
-    if settings.reconcile_seconds <= 0 or _running:
+    if _running:
         return
-    queue = JobQueue(app)
-    reconciler = Reconciler(Database(settings.database_url), queue.enqueue, settings.reconcile_seconds,
-                            timedelta(seconds=settings.stuck_queued_seconds),
-                            timedelta(seconds=settings.stuck_processing_seconds))
-    reconciler.start()
-    _running.append(reconciler)
+    db = Database(settings.database_url)
+    if settings.reconcile_seconds > 0:
+        queue = JobQueue(app)
+        _running.append(Reconciler(db, queue.enqueue, settings.reconcile_seconds,
+                                   timedelta(seconds=settings.stuck_queued_seconds),
+                                   timedelta(seconds=settings.stuck_processing_seconds)))
+    _running.append(Deliverer(db, WebhookRepo(db).endpoint, interval=1.0, backoff=settings.webhook_backoff,
+                              allow_private=settings.webhook_allow_private))
+    for loop in _running:
+        loop.start()
 
 
 @worker_shutdown.connect

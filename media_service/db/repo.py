@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from media_service.db.models import Base, MediaRecord, Status, utcnow
+from media_service.db.outbox import record_event
 from media_service.errors import DatabaseUnavailable
 
 ACTIVE = (Status.QUEUED.value, Status.PROCESSING.value)
@@ -92,6 +93,8 @@ class MediaRepo:
     def create(self, record: MediaRecord) -> MediaRecord:
         with self.db.session() as s:
             s.add(record)
+            s.flush()
+            record_event(s, record.id)
         return record
 
     def get(self, media_id: str, owner: str | None = None) -> MediaRecord | None:
@@ -132,6 +135,8 @@ class MediaRepo:
                 .values(status=Status.PROCESSING.value, attempts=MediaRecord.attempts + 1, progress=0.0,
                         updated_at=utcnow())
             )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                record_event(s, media_id)
             record = s.get(MediaRecord, media_id)
             if record is None:
                 return Claim(None, 0, "gone")
@@ -172,6 +177,7 @@ class MediaRepo:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LookupError(media_id)
+            record_event(s, media_id)
         return previous if previous != version else None
 
     def fail(self, media_id: str, code: str, message: str, *, attempt: int | None = None,
@@ -188,6 +194,8 @@ class MediaRepo:
             if source:
                 values["source"] = source
             result = s.execute(update(MediaRecord).where(*conditions).values(**values))
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                record_event(s, media_id)
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def requeue_finished(self, media_id: str) -> bool:
@@ -199,6 +207,8 @@ class MediaRepo:
                 .values(status=Status.QUEUED.value, attempts=0, progress=0.0, error_code=None, error_message=None,
                         updated_at=utcnow())
             )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                record_event(s, media_id)
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def requeue(self, media_id: str, attempt: int) -> None:

@@ -143,18 +143,25 @@ def stored(pack_root: Path, rel: str, digest: str) -> Loudness | None:
     return None
 
 
-def cached_measure(path: Path, cache: Path, digest: str) -> Loudness:
-    """Measured once per content on this machine (local folders in development have no stored values)."""
-    target = cache / "loudness" / f"{digest[:32]}.json"
-    try:
-        return Loudness.from_json(json.loads(target.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+def cached_measure(path: Path, cache: Path, digest: str, shared: Path | None = None) -> Loudness:
+    """Measured once per content on this machine (local folders in development have no stored values):
+    kept in ``cache`` and, when given, in a ``shared`` cache that other data folders on the machine reuse."""
+    folders = [cache] + ([shared] if shared is not None and shared != cache else [])
+    for folder in folders:
+        try:
+            return Loudness.from_json(json.loads((folder / "loudness" / f"{digest[:32]}.json").read_text("utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
     result = measure(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{digest[:8]}.tmp")
-    tmp.write_text(json.dumps(result.to_json()), encoding="utf-8")
-    tmp.replace(target)
+    for folder in folders:
+        target = folder / "loudness" / f"{digest[:32]}.json"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(f".{digest[:8]}.tmp")
+            tmp.write_text(json.dumps(result.to_json()), encoding="utf-8")
+            tmp.replace(target)
+        except OSError:
+            pass
     return result
 
 

@@ -263,8 +263,8 @@ def _tracks(manifest: Manifest, problems: Problems = None, cache: Path | None = 
         digest = file_digest(item.path)
         rel = item.path.relative_to(manifest.pack.root.resolve()).as_posix()
         try:
-            loudness = stored(manifest.pack.root, rel, digest) or cached_measure(item.path, cache or default_cache(),
-                                                                                 digest)
+            loudness = stored(manifest.pack.root, rel, digest) or cached_measure(
+                item.path, cache or default_cache(), digest, shared=default_cache())
         except MediaError as exc:
             raise PackError(where, item.line, f"{item.path.name}: loudness could not be measured ({exc.message})") \
                 from None

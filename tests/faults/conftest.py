@@ -128,6 +128,8 @@ class FaultStack:
             "MEDIA_RATE_LIMIT_PER_MINUTE": "50000",
             "MEDIA_RECONCILE_SECONDS": "2",
             "MEDIA_STUCK_QUEUED_SECONDS": "8",
+            "MEDIA_WEBHOOK_ALLOW_PRIVATE": "true",  # the test's receiver is on loopback
+            "MEDIA_WEBHOOK_BACKOFF": "0.5,1,1,2",
             "TMPDIR": str(self.tmp),
         }
 
@@ -175,6 +177,15 @@ class FaultStack:
                 data = json.loads(resp.read())
                 self.accepted.append(data["id"])
                 return resp.status, data
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"{}")
+
+    def post_json(self, path: str, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        req = urllib.request.Request(f"{self.base_url}{path}", data=json.dumps(data).encode(), method="POST",
+                                     headers={**KEY, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")
 

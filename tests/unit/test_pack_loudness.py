@@ -78,6 +78,9 @@ def test_build_stores_it_and_loading_the_archive_measures_nothing(tmp_path: Path
 
 
 def test_a_changed_file_is_measured_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import media_service.packs.registry as registry_module
+
+    monkeypatch.setattr(registry_module, "default_cache", lambda: tmp_path / "machine-cache")  # not the real one
     root = write_music_pack(tmp_path / "src", seconds=6)
     first = load_registry([], [], [root], cache=tmp_path / "c").tracks["tmusic/tone"].loudness
     calls: list[Path] = []
