@@ -115,3 +115,31 @@ class WebhookDelivery(Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Note(Base):
+    """A post: an ordered carousel of photos, or one video with an optional cover photo. It is ``ready``
+    only when every item is; ``failed`` names the item that failed."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "carousel" or "video"
+    items: Mapped[list[str]] = mapped_column(JSON)  # media ids, in order
+    cover_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    aspect: Mapped[str | None] = mapped_column(String(16), nullable=True)  # a carousel's common aspect
+    status: Mapped[str] = mapped_column(String(16), default="processing")
+    failed_item: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NoteItem(Base):
+    """Which notes a media belongs to, so a media's state change can settle its notes."""
+
+    __tablename__ = "note_items"
+
+    note_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    media_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer)

@@ -4,12 +4,14 @@ is recorded if and only if the change happened."""
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from media_service.db.models import MediaRecord, Webhook, WebhookDelivery, utcnow
+from media_service.db.note_state import refresh_notes_of
 
 if TYPE_CHECKING:
     from media_service.db.repo import Database
@@ -19,13 +21,19 @@ EVENTS = {"queued": "media.queued", "processing": "media.processing", "ready": "
 
 
 def record_event(session: Session, media_id: str) -> None:
-    """One delivery per webhook of the media's owner, describing the record as it now is."""
+    """One delivery per webhook of the media's owner, describing the record as it now is; and the notes
+    holding the media settled again (with an event when a note's state changes)."""
     record = session.get(MediaRecord, media_id)
     if record is None:
         return
+    changed_notes = refresh_notes_of(session, media_id)
     hooks = session.scalars(select(Webhook).where(Webhook.owner == record.owner)).all()
     if not hooks:
         return
+    for note in changed_notes:
+        _add(session, hooks, record.owner, media_id, f"note.{note.status}",
+             {"note": {"id": note.id, "status": note.status, "failed_item": note.failed_item,
+                       "items": note.items, "cover": note.cover_id}})
     event = EVENTS.get(record.status, f"media.{record.status}")
     if record.status == "ready" and record.error_code:
         event = "media.rerender_failed"  # the previous set still serves; the error says why
@@ -34,12 +42,17 @@ def record_event(session: Session, media_id: str) -> None:
                          "error": {"code": record.error_code, "message": record.error_message}
                          if record.error_code else None,
                          "renditions": [r.get("name") for r in record.renditions or []]}}
+    _add(session, hooks, record.owner, record.id, event, payload)
+
+
+def _add(session: Session, hooks: Sequence[Webhook], owner: str, media_id: str, event: str,
+         data: dict[str, Any]) -> None:
     now = utcnow()
     for hook in hooks:
         event_id = secrets.token_hex(16)
-        session.add(WebhookDelivery(id=event_id, webhook_id=hook.id, owner=record.owner, media_id=record.id,
-                                    event=event, payload={"id": event_id, "type": event,
-                                                          "created_at": now.isoformat(), "data": payload},
+        session.add(WebhookDelivery(id=event_id, webhook_id=hook.id, owner=owner, media_id=media_id, event=event,
+                                    payload={"id": event_id, "type": event, "created_at": now.isoformat(),
+                                             "data": data},
                                     state="pending", attempts=0, next_attempt_at=now, log=[], created_at=now))
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from media_service.db.models import Base, MediaRecord, Status, utcnow
+from media_service.db.note_state import refresh_notes_of
 from media_service.db.outbox import record_event
 from media_service.errors import DatabaseUnavailable
 
@@ -227,4 +228,5 @@ class MediaRepo:
                 return None
             s.expunge(record)
             s.execute(delete(MediaRecord).where(MediaRecord.id == media_id))
+            refresh_notes_of(s, media_id)  # a note missing an item has failed
             return record
