@@ -199,16 +199,18 @@ class S3Storage:
             raise ValueError("content_type must not be empty")
         digest = hashlib.sha256()
         size = 0
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
+        # Spooled to disk, then uploaded by name: from a file object boto3 reads whole parts into memory
+        # (8 MB × its concurrency per upload), which twenty concurrent 100 MB uploads would feel.
+        with tempfile.NamedTemporaryFile(prefix="s3-put-") as spool:
             while chunk := stream.read(_COPY_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
                 spool.write(chunk)
-            spool.seek(0)
+            spool.flush()
             sha256 = digest.hexdigest()
             extra = self._extra_args(content_type, sha256)
             with _s3_errors("upload", key):
-                self.client.upload_fileobj(spool, self.bucket, full, ExtraArgs=extra, Config=self._transfer)
+                self.client.upload_file(spool.name, self.bucket, full, ExtraArgs=extra, Config=self._transfer)
         return StoredObject(key=key, size=size, content_type=content_type, sha256=sha256)
 
     # --- reading ----------------------------------------------------------------------------------------
