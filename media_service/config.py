@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     quota_bytes_per_day: int = Field(default=20 * 1024**3, ge=0)  # per owner, UTC days
     quota_video_seconds_per_day: float = Field(default=4 * 3600, ge=0)  # seconds of rendered video per owner
     max_video_backlog: int = Field(default=200, ge=1)  # queued videos beyond which new ones get 503
+    # Resumable (tus) uploads: partial bytes under <data_dir>/uploads, removed this long after the last PATCH.
+    upload_expiry_seconds: float = Field(default=24 * 3600.0, ge=1)
+    # Direct-to-S3 uploads: the largest object a client may announce, and the presigned part size.
+    direct_upload_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    direct_part_bytes: int = Field(default=8 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
     public_base_url: str = "http://127.0.0.1:8000"
     signing_secret: str = ""  # for local download URLs; default: a random per-data-dir secret
     url_ttl_seconds: int = Field(default=900, ge=10, le=7 * 24 * 3600)

@@ -125,6 +125,51 @@ class EmptyFile(MediaError):
     default_message = "The uploaded file is empty."
 
 
+class BadRequest(MediaError):
+    code = "bad_request"
+    http_status = 400
+    default_message = "The request is malformed."
+
+
+# --- resumable (tus) and direct uploads -------------------------------------------------------------
+
+
+class UploadOffsetMismatch(MediaError):
+    code = "upload_offset_mismatch"
+    http_status = 409
+    default_message = "Upload-Offset does not match the bytes received so far; ask with HEAD and resume there."
+
+
+class ChecksumMismatch(MediaError):
+    code = "checksum_mismatch"
+    http_status = 460  # tus checksum extension
+    default_message = "The chunk's Upload-Checksum does not match its bytes; the chunk was discarded."
+
+
+class UploadExpired(MediaError):
+    code = "upload_expired"
+    http_status = 410
+    default_message = "The upload expired and its bytes were removed; start a new one."
+
+
+class TusVersionUnsupported(MediaError):
+    code = "tus_version_unsupported"
+    http_status = 412
+    default_message = "Only tus 1.0.0 is supported (header Tus-Resumable: 1.0.0)."
+
+
+class UploadSizeMismatch(MediaError):
+    code = "upload_size_mismatch"
+    http_status = 422
+    default_message = "The stored object's size differs from the size declared when the upload was created."
+
+
+class NotSupported(MediaError):
+    code = "not_supported"
+    http_status = 501
+    default_message = "This deployment does not support this operation."
+
+
 # --- server side ------------------------------------------------------------------------------------
 
 

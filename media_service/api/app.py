@@ -12,6 +12,8 @@ from media_service.api.routes_events import router as events_router
 from media_service.api.routes_media import router as media_router
 from media_service.api.routes_misc import router as misc_router
 from media_service.api.routes_notes import router as notes_router
+from media_service.api.routes_uploads import TusHeaders, tus_store
+from media_service.api.routes_uploads import router as uploads_router
 from media_service.api.services import Services, build_services
 from media_service.config import Settings, load_settings
 from media_service.instrument import InstrumentedStorage, queue_stats_source
@@ -33,7 +35,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(catalogue_router)
     app.include_router(events_router)
     app.include_router(notes_router)
+    app.include_router(uploads_router)
     app.include_router(misc_router)
+    tus_store(settings.data_dir, settings.upload_expiry_seconds).sweep()  # uploads that expired while we were down
+    app.add_middleware(TusHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes + BODY_OVERHEAD)
     # Outermost: request id, access line and HTTP metrics cover every answer, a 413 from the cap too.
     app.add_middleware(RequestObservability, routes=lambda: app.router.routes)

@@ -9,9 +9,10 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -41,12 +42,15 @@ from media_service.jobs import media_prefix, original_key
 from media_service.probe import check_video_caps, probe_video
 from media_service.queue import fair_priority
 from media_service.recipe import Recipe, check_for_photo, check_ids, output_window, parse_recipe, recipe_from_dict
+from media_service.storage import StoredObject
 from media_service.storage.signing import validate_key
 
 log = logging.getLogger("media_service.api")
 router = APIRouter(prefix="/v1/media", tags=["media"])
 Owner = Annotated[str, Depends(owner_for)]
 BUSY_RETRY_SECONDS = 30
+# How the original is stored: put_stream by default; a direct upload copies its staged object instead.
+StoreOriginal = Callable[[str, BinaryIO, str], StoredObject]
 
 IDEMPOTENCY_HEADER: dict[str, Any] = {
     "name": "Idempotency-Key", "in": "header", "required": False,
@@ -103,7 +107,7 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
                 return replay
         try:
             # Disk, ffprobe and storage work: off the event loop.
-            record, reservation = await run_in_threadpool(_accept, svc, owner, upload, recipe)
+            record, reservation = await run_in_threadpool(_accept, svc, owner, upload.file, recipe)
         except BaseException:
             if idem_key is not None:
                 svc.idempotency.abandon(owner, idem_key)
@@ -111,13 +115,8 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
     finally:
         await form.close()
     try:
-        # This record is already counted among the owner's waiting ones.
-        svc.queue.enqueue(record.id, record.kind, fair_priority(svc.repo.count_waiting_for(owner, record.kind) - 1))
+        _enqueue(svc, owner, record, reservation)
     except MediaError:
-        # Not queued means not accepted: remove what was stored so nothing is left half-done.
-        svc.repo.delete(record.id, owner)
-        svc.storage.delete_prefix(media_prefix(record.id))
-        svc.usage.release(reservation.owner, reservation.size, reservation.video_seconds, reservation.day)
         if idem_key is not None:
             svc.idempotency.abandon(owner, idem_key)
         raise
@@ -127,10 +126,34 @@ async def upload(request: Request, owner: Owner, svc: Svc) -> JSONResponse:
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/media/{record.id}"})
 
 
-def _accept(svc: Services, owner: str, upload: UploadFile, recipe: Recipe) -> tuple[MediaRecord, Reservation]:
+def _enqueue(svc: Services, owner: str, record: MediaRecord, reservation: Reservation) -> None:
+    try:
+        # This record is already counted among the owner's waiting ones.
+        svc.queue.enqueue(record.id, record.kind, fair_priority(svc.repo.count_waiting_for(owner, record.kind) - 1))
+    except MediaError:
+        # Not queued means not accepted: remove what was stored so nothing is left half-done.
+        svc.repo.delete(record.id, owner)
+        svc.storage.delete_prefix(media_prefix(record.id))
+        svc.usage.release(reservation.owner, reservation.size, reservation.video_seconds, reservation.day)
+        raise
+
+
+def accept_file(svc: Services, owner: str, path: Path, recipe: Recipe, store: StoreOriginal | None = None
+                ) -> MediaRecord:
+    """The POST /v1/media acceptance path for a file already on local disk (resumable and direct uploads):
+    sniff, caps, quota, store the original (``store``, default ``put_stream``), record, enqueue. Blocking."""
+    check_ids(recipe, svc.packs.current())
+    with path.open("rb") as original:
+        record, reservation = _accept(svc, owner, original, recipe, store)
+    _enqueue(svc, owner, record, reservation)
+    return record
+
+
+def _accept(svc: Services, owner: str, original: BinaryIO, recipe: Recipe, store: StoreOriginal | None = None
+            ) -> tuple[MediaRecord, Reservation]:
     """Sniff, check every cap from the header (or ffprobe), store the original, then commit the record."""
     limits = svc.settings.limits
-    stream = upload.file
+    stream = original
     stream.seek(0)
     head = stream.read(SNIFF_BYTES)
     if not head:
@@ -165,9 +188,10 @@ def _accept(svc: Services, owner: str, upload: UploadFile, recipe: Recipe) -> tu
         media_id = uuid.uuid4().hex
         try:
             try:
-                stored = svc.storage.put_stream(original_key(media_id), stream, CONTENT_TYPES[sniffed.format])
+                put = store or svc.storage.put_stream
+                stored = put(original_key(media_id), stream, CONTENT_TYPES[sniffed.format])
             finally:
-                if stream is not upload.file:
+                if stream is not original:
                     stream.close()
         except BaseException:
             svc.usage.release(owner, size, video_seconds, day)

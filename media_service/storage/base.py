@@ -51,3 +51,29 @@ class Storage(Protocol):
 
     def check(self) -> None:
         """Raise StorageUnavailable unless the storage can be read and written (doctor, readiness)."""
+
+
+class MultipartStorage(Protocol):
+    """Direct-to-storage uploads: the client sends parts to presigned URLs. S3 only; local storage refuses
+    every call with NotSupported (501)."""
+
+    def check_multipart(self) -> None:
+        """Raise NotSupported unless this backend takes direct uploads."""
+
+    def create_multipart(self, key: str, content_type: str) -> str:
+        """Start a multipart upload of ``key``; returns its upload id."""
+        ...
+
+    def presign_part(self, key: str, upload_id: str, part_number: int, *, expires_in: int) -> str: ...
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Join the parts (number, ETag); a wrong or missing part is InvalidRequest (422)."""
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Idempotent: aborting an unknown or finished upload is not an error."""
+
+    def read_range(self, key: str, start: int, length: int) -> bytes: ...
+
+    def copy(self, src_key: str, dst_key: str, content_type: str, sha256: str) -> StoredObject:
+        """Server-side copy, with the content type and sha256 the caller measured."""
+        ...

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from media_service.errors import StorageObjectMissing, StorageUnavailable
+from media_service.errors import NotSupported, StorageObjectMissing, StorageUnavailable
 from media_service.storage.base import StoredObject
 from media_service.storage.signing import (
     MAX_URL_EXPIRES_IN,
@@ -372,6 +372,33 @@ class LocalStorage:
             with contextlib.suppress(OSError):
                 probe.unlink(missing_ok=True)
 
+
+    # --- direct (multipart) uploads: S3 only ------------------------------------------------------------
+
+    def _no_direct(self) -> NotSupported:
+        return NotSupported("Direct uploads need S3 storage; this deployment stores files on local disk. "
+                            "Use POST /v1/media or the resumable uploads under /v1/uploads.")
+
+    def check_multipart(self) -> None:
+        raise self._no_direct()
+
+    def create_multipart(self, key: str, content_type: str) -> str:
+        raise self._no_direct()
+
+    def presign_part(self, key: str, upload_id: str, part_number: int, *, expires_in: int) -> str:
+        raise self._no_direct()
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        raise self._no_direct()
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        raise self._no_direct()
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        raise self._no_direct()
+
+    def copy(self, src_key: str, dst_key: str, content_type: str, sha256: str) -> StoredObject:
+        raise self._no_direct()
 
 def _is_valid_key(key: str) -> bool:
     try:

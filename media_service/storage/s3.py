@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from s3transfer.exceptions import S3DownloadFailedError
 
-from media_service.errors import MediaError, StorageObjectMissing, StorageUnavailable
+from media_service.errors import InvalidRequest, MediaError, StorageObjectMissing, StorageUnavailable
 from media_service.storage.base import StoredObject
 from media_service.storage.signing import MAX_URL_EXPIRES_IN, validate_key, validate_prefix
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.literals import BucketLocationConstraintType
-    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
 
 MULTIPART_THRESHOLD = 8 << 20
 MULTIPART_CHUNKSIZE = 8 << 20
@@ -45,6 +45,8 @@ _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _PROBE_DIR = ".check/"
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _NO_BUCKET_CODES = frozenset({"NoSuchBucket"})
+# A client's mistake when completing a direct upload, not a storage failure.
+_CLIENT_PART_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload", "MalformedXML"})
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 # S3DownloadFailedError: the object changed between the parts of a multipart download.
@@ -293,6 +295,75 @@ class S3Storage:
                     if not key.startswith(_PROBE_DIR):
                         keys.append(key)
         return sorted(keys)
+
+    # --- direct (multipart) uploads ----------------------------------------------------------------------
+
+    def check_multipart(self) -> None:
+        return None
+
+    def create_multipart(self, key: str, content_type: str) -> str:
+        full = self._full(key)
+        with _s3_errors("create multipart upload", key):
+            return self.client.create_multipart_upload(Bucket=self.bucket, Key=full, ContentType=content_type)[
+                "UploadId"]
+
+    def presign_part(self, key: str, upload_id: str, part_number: int, *, expires_in: int) -> str:
+        full = self._full(key)
+        if not 0 < expires_in <= MAX_URL_EXPIRES_IN:
+            raise ValueError(f"expires_in must be between 1 and {MAX_URL_EXPIRES_IN} seconds")
+        params = {"Bucket": self.bucket, "Key": full, "UploadId": upload_id, "PartNumber": part_number}
+        with _s3_errors("sign a part URL for", key):
+            return self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in)
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        full = self._full(key)
+        listed: list[CompletedPartTypeDef] = [{"PartNumber": n, "ETag": etag} for n, etag in parts]
+        try:
+            with _s3_errors("complete multipart upload", key):
+                try:
+                    self.client.complete_multipart_upload(
+                        Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": listed})
+                except ClientError as exc:
+                    if _error_code(exc) in _CLIENT_PART_CODES:
+                        raise InvalidRequest(f"The parts could not be joined ({_error_code(exc)}): every part "
+                                             "but the last must be at least 5 MiB, listed in order with the ETag "
+                                             "its PUT returned.", field="parts") from exc
+                    raise
+        except ParamValidationError as exc:
+            raise InvalidRequest("The part list is malformed.", field="parts") from exc
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        full = self._full(key)
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except ClientError as exc:
+            if _error_code(exc) not in {"NoSuchUpload", *_MISSING_CODES}:
+                raise _translate(exc, "abort multipart upload", key) from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, "abort multipart upload", key) from exc
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        full = self._full(key)
+        if start < 0 or length <= 0:
+            raise ValueError("read_range needs start >= 0 and length > 0")
+        with _s3_errors("read", key):
+            body = self.client.get_object(Bucket=self.bucket, Key=full, Range=f"bytes={start}-{start + length - 1}")[
+                "Body"]
+            try:
+                return body.read()
+            finally:
+                body.close()
+
+    def copy(self, src_key: str, dst_key: str, content_type: str, sha256: str) -> StoredObject:
+        src, dst = self._full(src_key), self._full(dst_key)
+        extra = self._extra_args(content_type, sha256) | {"MetadataDirective": "REPLACE"}
+        with _s3_errors("copy", src_key):
+            self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst, ExtraArgs=extra,
+                             Config=self._transfer)
+        stored = self.stat(dst_key)
+        if stored is None:
+            raise StorageUnavailable(detail=f"s3: copy of {src_key!r} to {dst_key!r} left no object")
+        return StoredObject(key=dst_key, size=stored.size, content_type=content_type, sha256=sha256)
 
     # --- URLs, health, setup ----------------------------------------------------------------------------
 
