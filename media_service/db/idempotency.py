@@ -34,10 +34,13 @@ class IdempotencyRepo:
         with self.db.session() as s:
             s.execute(delete(IdempotencyKey).where(IdempotencyKey.owner == owner, IdempotencyKey.key == key,
                                                    IdempotencyKey.created_at < utcnow() - KEEP))
-            done = s.execute(insert(IdempotencyKey).values(owner=owner, key=key, fingerprint=fingerprint,
-                                                           media_id=None, created_at=utcnow())
-                             .on_conflict_do_nothing(index_elements=["owner", "key"]))
-            if done.rowcount:  # type: ignore[attr-defined]
+            # RETURNING, not rowcount: the PostgreSQL driver reports a row count for ON CONFLICT DO NOTHING
+            # even when nothing was inserted.
+            inserted = s.execute(insert(IdempotencyKey).values(owner=owner, key=key, fingerprint=fingerprint,
+                                                               media_id=None, created_at=utcnow())
+                                 .on_conflict_do_nothing(index_elements=["owner", "key"])
+                                 .returning(IdempotencyKey.key)).first()
+            if inserted is not None:
                 return None
             row = s.execute(select(IdempotencyKey.fingerprint, IdempotencyKey.media_id)
                             .where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)).one()

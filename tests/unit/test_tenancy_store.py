@@ -143,3 +143,19 @@ def test_keys_command(tmp_path: Path) -> None:
     hashed = subprocess.run([*cli, "hash", "secret", "bob"], env=env, capture_output=True, text=True, timeout=60,
                             check=True).stdout.strip()
     assert hashed == "sha256:2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b=bob"
+
+
+def test_idempotency_keys_on_both_databases(database: Database) -> None:
+    """On PostgreSQL the driver reports a row count for ON CONFLICT DO NOTHING even when nothing was
+    inserted: the second request must still see the first one's claim."""
+    from media_service.db.idempotency import IdempotencyRepo, Seen
+
+    repo = IdempotencyRepo(database)
+    assert repo.begin("alice", "k", "fp") is None
+    assert repo.begin("alice", "k", "fp") == Seen("fp", None)  # the first still running
+    repo.finish("alice", "k", "m1")
+    assert repo.begin("alice", "k", "fp") == Seen("fp", "m1")
+    assert repo.begin("alice", "k", "other") == Seen("fp", "m1")  # the caller refuses the other body
+    assert repo.begin("bob", "k", "fp") is None  # keys are per owner
+    repo.abandon("bob", "k")
+    assert repo.begin("bob", "k", "fp2") is None
