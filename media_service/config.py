@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(default=60.0, ge=0)  # 0: off
     stuck_queued_seconds: float = Field(default=900.0, ge=1)
     stuck_processing_seconds: float = Field(default=1800.0, ge=1)
+    # Long videos by segments on several workers (a Celery chord; needs a result backend, so a Redis broker or
+    # result_backend_url): a video whose result lasts at least segment_min_seconds (0: never, the default) is
+    # cut into segments of about segment_seconds (whole 2 s GOPs), rendered in parallel and joined.
+    segment_seconds: float = Field(default=10.0, ge=2, le=60)
+    segment_min_seconds: float = Field(default=0.0, ge=0)
+    result_backend_url: str = ""  # default: the broker's URL when it is Redis, else none
     # Webhooks: delivered by the workers; retried after each of these many seconds (about a day in all).
     webhook_backoff: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 28800.0])
@@ -99,6 +105,13 @@ class Settings(BaseSettings):
             self.broker_url = "filesystem://"
         if not self.storage_url:
             self.storage_url = f"file://{self.data_dir / 'storage'}"
+
+    @property
+    def result_backend(self) -> str:
+        """Celery's result backend (chords need one): set, or the Redis broker itself, or none."""
+        if self.result_backend_url:
+            return self.result_backend_url
+        return self.broker_url if self.broker_url.startswith(("redis://", "rediss://")) else ""
 
     @property
     def broker_folder(self) -> Path:

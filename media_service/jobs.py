@@ -50,6 +50,12 @@ class JobContext:
     # The task runner's own time-limit exception (Celery's SoftTimeLimitExceeded), given as a value so that
     # this module does not import Celery.
     timeout_errors: tuple[type[BaseException], ...] = ()
+    # Long videos in parallel (media_service/segmented.py): a video whose result lasts at least
+    # segment_min_seconds (0: never) is cut into segments of about segment_seconds, handed to
+    # ``dispatch_split`` (the worker sends them as a Celery chord); None where there is no result backend.
+    segment_seconds: float = 10.0
+    segment_min_seconds: float = 0.0
+    dispatch_split: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,36 +123,25 @@ def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outc
                     cancelled[0] = True
 
         registry = ctx.registry() if callable(ctx.registry) else ctx.registry
+        if record.kind == "video" and ctx.dispatch_split is not None and ctx.segment_min_seconds > 0:
+            from media_service.segmented import plan_split  # (it imports this module)
+
+            split = plan_split(ctx, media_id, attempt, record.recipe, source)
+            if split is not None:
+                ctx.dispatch_split(split)
+                log.info("media %s: split into %d parts on attempt %d", media_id, len(split.plan.parts), attempt)
+                return Outcome("split")
         if record.kind == "video":
             rendered = _render_video(registry, ctx.limits, record.recipe, source, workdir, progress,
                                      should_stop=lambda: cancelled[0])
         else:
             rendered = _render_image(registry, ctx.limits, record.recipe, source, workdir, progress)
         metrics.stage_seconds(record.kind, {k: v for k, v in rendered.timings.items() if k != "total"})
-        storing = time.monotonic()
-        provenance = pack_provenance(recipe_from_dict(record.recipe), registry)
-        renditions: list[dict[str, Any]] = []
-        for r in rendered.renditions:
-            key = f"{stored_prefix}{r.name}"
-            stored = ctx.storage.put_file(key, r.path, r.content_type)
-            renditions.append({**r.public(), **rendered.extra.get(r.name, {}), "key": key, "sha256": stored.sha256,
-                               "packs": provenance})
-        if rendered.hls_dir is not None:
-            renditions.append(_store_hls(ctx, rendered, f"{stored_prefix}hls/") | {"packs": provenance})
-        metrics.stage_seconds(record.kind, {"store": time.monotonic() - storing})
-        source_facts = {**rendered.source, "bytes": record.original_bytes}
-        try:
-            previous = ctx.repo.publish(media_id, attempt, version=version, renditions=renditions,
-                                        source=source_facts, placeholder=rendered.placeholder)
-        except LookupError:
-            # Deleted meanwhile, or a newer attempt owns the record: this set must not linger.
-            ctx.storage.delete_prefix(stored_prefix)
-            return Outcome("skipped")
-        if previous:
-            ctx.storage.delete_prefix(f"{media_prefix(media_id)}{previous}/")
-        log.info("media %s ready in %.2fs (attempt %d, %s)", media_id, time.monotonic() - started, attempt,
-                 {k: round(v, 3) for k, v in rendered.timings.items()})
-        return Outcome("ready")
+        outcome = store_and_publish(ctx, record, attempt, version, rendered, registry)
+        if outcome.status == "ready":
+            log.info("media %s ready in %.2fs (attempt %d, %s)", media_id, time.monotonic() - started, attempt,
+                     {k: round(v, 3) for k, v in rendered.timings.items()})
+        return outcome
     except Cancelled:
         _discard(ctx, stored_prefix)
         log.info("media %s: cancelled on attempt %d (deleted or taken over)", media_id, attempt)
@@ -182,6 +177,36 @@ def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outc
     finally:
         in_progress.dec()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def store_and_publish(ctx: JobContext, record: Any, attempt: int, version: str, rendered: Rendered,
+                      registry: PackRegistry) -> Outcome:
+    """Every object under ``media/<id>/<version>/``, then the record switched to them by compare-and-set on
+    the attempt (one pass and the segmented join alike). What storing raises is the caller's to clean up."""
+    media_id = record.id
+    stored_prefix = f"{media_prefix(media_id)}{version}/"
+    storing = time.monotonic()
+    provenance = pack_provenance(recipe_from_dict(record.recipe), registry)
+    renditions: list[dict[str, Any]] = []
+    for r in rendered.renditions:
+        key = f"{stored_prefix}{r.name}"
+        stored = ctx.storage.put_file(key, r.path, r.content_type)
+        renditions.append({**r.public(), **rendered.extra.get(r.name, {}), "key": key, "sha256": stored.sha256,
+                           "packs": provenance})
+    if rendered.hls_dir is not None:
+        renditions.append(_store_hls(ctx, rendered, f"{stored_prefix}hls/") | {"packs": provenance})
+    metrics.stage_seconds(record.kind, {"store": time.monotonic() - storing})
+    source_facts = {**rendered.source, "bytes": record.original_bytes}
+    try:
+        previous = ctx.repo.publish(media_id, attempt, version=version, renditions=renditions,
+                                    source=source_facts, placeholder=rendered.placeholder)
+    except LookupError:
+        # Deleted meanwhile, or a newer attempt owns the record: this set must not linger.
+        ctx.storage.delete_prefix(stored_prefix)
+        return Outcome("skipped")
+    if previous:
+        ctx.storage.delete_prefix(f"{media_prefix(media_id)}{previous}/")
+    return Outcome("ready")
 
 
 @dataclass

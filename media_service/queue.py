@@ -20,7 +20,10 @@ TASK_FOR_KIND = {"image": "media.process_image", "video": "media.process_video"}
 QUEUE_FOR_KIND = {"image": IMAGE_QUEUE, "video": VIDEO_QUEUE}
 # (soft, hard) seconds; the soft limit raises inside the task so it can clean up and record the failure.
 # The photo pipeline checks its own budget (limits.image_job_seconds) between steps; these catch a step that hangs.
-TIME_LIMITS = {"media.process_image": (150, 180), "media.process_video": (900, 960)}
+# The parts of a segmented video (a segment, the audio, the stills), and their join.
+PART_TASK, JOIN_TASK, SPLIT_FAILED_TASK = "media.video_part", "media.video_join", "media.video_split_failed"
+TIME_LIMITS = {"media.process_image": (150, 180), "media.process_video": (900, 960), PART_TASK: (600, 660),
+               JOIN_TASK: (600, 660)}
 WORKER_MAX_MEMORY_KIB = 2 * 1024 * 1024
 
 
@@ -49,7 +52,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_timeout": 5,
         "task_queues": [Queue(IMAGE_QUEUE), Queue(VIDEO_QUEUE)],  # type: ignore[no-untyped-call]
         "task_default_queue": IMAGE_QUEUE,
-        "task_routes": {name: {"queue": QUEUE_FOR_KIND[kind]} for kind, name in TASK_FOR_KIND.items()},
+        "task_routes": {**{name: {"queue": QUEUE_FOR_KIND[kind]} for kind, name in TASK_FOR_KIND.items()},
+                        **{name: {"queue": VIDEO_QUEUE} for name in (PART_TASK, JOIN_TASK, SPLIT_FAILED_TASK)}},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_ignore_result": True,
@@ -61,6 +65,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "task_annotations": {name: {"soft_time_limit": soft, "time_limit": hard}
                              for name, (soft, hard) in TIME_LIMITS.items()},
+        # Only the segmented path's parts store results (a chord counts them there); the ledger is the database.
+        **({"result_backend": settings.result_backend, "result_expires": 6 * 3600} if settings.result_backend
+           else {}),
         "task_publish_retry": True,
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5,
                                       "interval_max": 1.0},
@@ -95,7 +102,10 @@ class JobQueue:
     def enqueue(self, media_id: str, kind: str, priority: int = 0) -> None:
         """``priority``: 0 first … 9 last (Redis; the file-system broker of the embedded defaults is FIFO)."""
         try:
-            self.app.send_task(TASK_FOR_KIND[kind], args=[media_id], queue=QUEUE_FOR_KIND[kind], priority=priority)
+            # ignore_result: with a result backend configured (segmented videos), the sender would otherwise
+            # subscribe to every job's result channel and never read it.
+            self.app.send_task(TASK_FOR_KIND[kind], args=[media_id], queue=QUEUE_FOR_KIND[kind], priority=priority,
+                               ignore_result=True)
         except Exception as exc:  # kombu raises many transport-specific types; all mean "not queued"
             raise BrokerUnavailable(detail=repr(exc)) from None
 

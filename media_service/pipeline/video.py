@@ -401,6 +401,27 @@ def _with_global_args(argv: list[str], global_args: list[str]) -> list[str]:
     return [argv[0], *global_args, *argv[1:]]
 
 
+def video_encoder_options(job: VideoJob, rung: Rung) -> dict[str, Any]:
+    """One rung's x264 and colour options (keyframes every GOP_SECONDS, forced on time): shared with the
+    segmented path (pipeline/segments.py), whose pieces must concatenate into the same stream."""
+    crf, maxrate = RATE_CONTROL.get(rung.short, (23, 5000 * rung.short // 1080))
+    gop = max(1, round(job.fps * GOP_SECONDS))
+    options: dict[str, Any] = {
+        "c:v": "libx264", "preset": job.x264_preset, "profile:v": "high", "crf": crf,
+        "maxrate": f"{maxrate}k", "bufsize": f"{maxrate * 2}k", "g": gop, "keyint_min": gop,
+        "sc_threshold": 0, "force_key_frames": f"expr:gte(t,n_forced*{GOP_SECONDS})",
+        "pix_fmt": "yuv420p", "colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709",
+        "color_range": "tv", "map_metadata": -1, "map_chapters": -1, "fflags": "+bitexact",
+        "flags:v": "+bitexact", "fps_mode": "cfr",
+    }
+    params = job.x264_params.get(rung.short, X264_TUNING) if job.x264_params else ""
+    if params:
+        options["x264-params"] = params
+    if job.threads:
+        options["threads"] = job.threads
+    return options
+
+
 def plan_outputs(job: VideoJob) -> None:
     branches = 2 + len(job.rungs)
     split = job.video.split()
@@ -409,11 +430,9 @@ def plan_outputs(job: VideoJob) -> None:
     if job.audio is not None:
         asplit = job.audio.asplit()
         audio_branches = [asplit[i] for i in range(len(job.rungs))]
-    gop = max(1, round(job.fps * GOP_SECONDS))
     outputs = []
     for i, rung in enumerate(job.rungs):
         v = _rung(video_branches[i], rung.width, rung.height, job.top)
-        crf, maxrate = RATE_CONTROL.get(rung.short, (23, 5000 * rung.short // 1080))
         hls_dir = job.workdir / "hls" / rung.name
         hls_dir.mkdir(parents=True, exist_ok=True)
         mp4 = f"{rung.name}.mp4"
@@ -421,19 +440,7 @@ def plan_outputs(job: VideoJob) -> None:
                f"[f=hls:hls_time={GOP_SECONDS}:hls_playlist_type=vod:hls_segment_type=fmp4:"
                f"hls_flags=independent_segments:hls_fmp4_init_filename=init.mp4:"
                f"hls_segment_filename=hls/{rung.name}/seg_%03d.m4s]hls/{rung.name}/index.m3u8")
-        options: dict[str, Any] = {
-            "format": "tee", "c:v": "libx264", "preset": job.x264_preset, "profile:v": "high", "crf": crf,
-            "maxrate": f"{maxrate}k", "bufsize": f"{maxrate * 2}k", "g": gop, "keyint_min": gop,
-            "sc_threshold": 0, "force_key_frames": f"expr:gte(t,n_forced*{GOP_SECONDS})",
-            "pix_fmt": "yuv420p", "colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709",
-            "color_range": "tv", "map_metadata": -1, "map_chapters": -1, "fflags": "+bitexact",
-            "flags:v": "+bitexact", "fps_mode": "cfr",
-        }
-        params = job.x264_params.get(rung.short, X264_TUNING) if job.x264_params else ""
-        if params:
-            options["x264-params"] = params
-        if job.threads:
-            options["threads"] = job.threads
+        options: dict[str, Any] = {"format": "tee", **video_encoder_options(job, rung)}
         streams = [v]
         if audio_branches:
             streams.append(audio_branches[i])
