@@ -31,12 +31,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         svc.storage = InstrumentedStorage(svc.storage)  # counts media_storage_errors_total
     app.state.queue_stats = queue_stats_source(svc.repo, settings.broker_url)  # media_queue_* at scrape time
     errors.install(app)
-    app.include_router(media_router)
-    app.include_router(catalogue_router)
-    app.include_router(events_router)
-    app.include_router(notes_router)
-    app.include_router(uploads_router)
-    app.include_router(misc_router)
+    app.include_router(media_router, responses=errors.ERROR_RESPONSES)
+    app.include_router(catalogue_router, responses=errors.ERROR_RESPONSES)
+    app.include_router(events_router, responses=errors.ERROR_RESPONSES)
+    app.include_router(notes_router, responses=errors.ERROR_RESPONSES)
+    app.include_router(uploads_router, responses=errors.ERROR_RESPONSES)
+    app.include_router(misc_router, responses=errors.ERROR_RESPONSES)
     tus_store(settings.data_dir, settings.upload_expiry_seconds).sweep()  # uploads that expired while we were down
     app.add_middleware(TusHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes + BODY_OVERHEAD)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from media_service.errors import MediaError
@@ -16,6 +18,32 @@ log = logging.getLogger("media_service.api")
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 413: "file_too_large", 415: "unsupported_media_type",
                 422: "invalid_request", 429: "rate_limited", 503: "unavailable"}
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="allow")  # some errors add context: field, retry_after, quota, waiting
+
+    code: str = Field(description="machine-readable, stable; see the README's error table")
+    message: str = Field(description="for people; may change")
+    field: str | None = Field(default=None, description="the request field at fault, when there is one")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+_ERROR = {"model": ErrorResponse}
+# Documented on every route: what any request may meet (auth, rate limits, body caps, a dependency down).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {**_ERROR, "description": "no or unknown API key (`unauthorized`)"},
+    404: {**_ERROR, "description": "no such thing, or another owner's (`not_found`)"},
+    413: {**_ERROR, "description": "body over the upload limit (`file_too_large`)"},
+    415: {**_ERROR, "description": "not an accepted format (`unsupported_media_type`)"},
+    422: {**_ERROR, "description": "invalid request or recipe (`invalid_request`, `invalid_recipe`, …)"},
+    429: {**_ERROR, "description": "rate or quota exceeded (`rate_limited`, `quota_exceeded`); see Retry-After"},
+    500: {**_ERROR, "description": "our side (`internal_error`, …)"},
+    503: {**_ERROR, "description": "a dependency is down or the queue is full; see Retry-After"},
+}
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
