@@ -165,8 +165,11 @@ class UploadSizeMismatch(MediaError):
 
 
 class NotSupported(MediaError):
+    """A feature this deployment is not set up for (a 4xx: the API never answers 5xx for a client's request
+    it understood; the fuzz tests hold it to that)."""
+
     code = "not_supported"
-    http_status = 501
+    http_status = 422
     default_message = "This deployment does not support this operation."
 
 

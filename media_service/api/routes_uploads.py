@@ -358,13 +358,13 @@ def _staging(upload_id: str) -> tuple[str, str]:
 
 def _multipart(svc: Services) -> MultipartStorage:
     storage = cast(MultipartStorage, svc.storage)
-    storage.check_multipart()  # local storage: 501 not_supported
+    storage.check_multipart()  # local storage: 422 not_supported
     return storage
 
 
 @router.post("/direct", status_code=201)
 def direct_create(body: DirectCreate, request: Request, owner: Owner, svc: Svc) -> JSONResponse:
-    """Start a direct upload (S3 storage only; 501 `not_supported` on local disk): PUT each part's bytes to
+    """Start a direct upload (S3 storage only; 422 `not_supported` on local disk): PUT each part's bytes to
     its presigned URL, keep each answer's ETag, then call `complete`."""
     storage = _multipart(svc)
     if body.size > svc.settings.direct_upload_max_bytes:

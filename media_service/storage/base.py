@@ -55,7 +55,7 @@ class Storage(Protocol):
 
 class MultipartStorage(Protocol):
     """Direct-to-storage uploads: the client sends parts to presigned URLs. S3 only; local storage refuses
-    every call with NotSupported (501)."""
+    every call with NotSupported (422 not_supported)."""
 
     def check_multipart(self) -> None:
         """Raise NotSupported unless this backend takes direct uploads."""

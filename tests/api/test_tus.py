@@ -252,7 +252,7 @@ def test_expiry_is_a_setting(tmp_path: Path) -> None:
 
 def test_local_storage_refuses_direct_uploads(client: TestClient) -> None:
     r = client.post("/v1/uploads/direct", headers=ALICE, json={"filename": "v.mp4", "size": 10_000_000})
-    assert r.status_code == 501 and r.json()["error"]["code"] == "not_supported"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "not_supported"
     r = client.post("/v1/uploads/direct/" + "a" * 32 + "/complete", headers=ALICE,
                     json={"parts": [{"part_number": 1, "etag": "x"}]})
-    assert r.status_code == 501
+    assert r.status_code == 422 and r.json()["error"]["code"] == "not_supported"

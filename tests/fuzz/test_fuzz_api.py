@@ -46,7 +46,7 @@ schema = make_schema()
 def test_no_server_errors_and_only_known_codes(case: Any) -> None:
     response = case.call(headers=AUTH)
     assert response.status_code < 500, (case.method, case.path, response.text[:300])
-    if response.status_code >= 400:
+    if response.status_code >= 400 and case.method.upper() != "HEAD":  # a HEAD answer has no body
         error = response.json()["error"]
         assert error["code"] in KNOWN_CODES, error
         assert isinstance(error["message"], str) and error["message"]
