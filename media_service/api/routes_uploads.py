@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from media_service.api.auth import owner_for, take_upload_slot
+from media_service.api.errors import ErrorResponse
 from media_service.api.routes_media import accept_file, quota_view
 from media_service.api.services import Services
 from media_service.api.views import media_view
@@ -50,6 +51,15 @@ from media_service.storage import StoredObject
 from media_service.storage.base import MultipartStorage
 from media_service.uploads import TusStore, TusUpload
 
+# The tus answers beyond those every route may meet (app.py adds those).
+TUS_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "a missing or malformed tus header (`bad_request`)"},
+    409: {"model": ErrorResponse, "description": "wrong Upload-Offset (`upload_offset_mismatch`, with "
+          "`upload_offset`) or another PATCH to this upload is running (`conflict`)"},
+    410: {"model": ErrorResponse, "description": "the upload expired; its bytes are removed (`upload_expired`)"},
+    412: {"model": ErrorResponse, "description": "no `Tus-Resumable: 1.0.0` (`tus_version_unsupported`)"},
+    460: {"model": ErrorResponse, "description": "the chunk does not match Upload-Checksum (`checksum_mismatch`)"},
+}
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 Owner = Annotated[str, Depends(owner_for)]
 
@@ -211,7 +221,7 @@ def tus_options_upload(upload_id: str, svc: Svc) -> Response:
     return tus_options(svc)
 
 
-@router.post("", status_code=201, responses={201: {"description": "Created; Location names the upload"}})
+@router.post("", status_code=201, responses={**TUS_ERRORS, 201: {"description": "Created; Location names the upload"}})
 def tus_create(request: Request, owner: Owner, svc: Svc) -> Response:
     """tus creation: headers Tus-Resumable: 1.0.0, Upload-Length, optional Upload-Metadata (`filename`, and
     `recipe`: the edit recipe's JSON, base64 as every tus metadata value)."""
@@ -234,7 +244,7 @@ def tus_create(request: Request, owner: Owner, svc: Svc) -> Response:
         "Location": f"/v1/uploads/{upload.id}", "Upload-Expires": formatdate(upload.expires, usegmt=True)})
 
 
-@router.head("/{upload_id}")
+@router.head("/{upload_id}", responses=TUS_ERRORS)
 def tus_head(upload_id: str, request: Request, owner: Owner, svc: Svc) -> Response:
     """The upload's offset (and, once accepted, `Media-Id` and `Location` of the media)."""
     _check_version(request)
@@ -245,7 +255,7 @@ def tus_head(upload_id: str, request: Request, owner: Owner, svc: Svc) -> Respon
     return Response(status_code=200, headers=headers)
 
 
-@router.patch("/{upload_id}", status_code=204)
+@router.patch("/{upload_id}", status_code=204, responses=TUS_ERRORS)
 async def tus_patch(upload_id: str, request: Request, owner: Owner, svc: Svc) -> Response:
     """Append the body at `Upload-Offset`. The response to the PATCH that completes the upload carries
     `Media-Id` and `Location`, or the error that refused the file (nothing of it is kept then)."""
@@ -322,7 +332,7 @@ async def _receive(request: Request, path: Path, offset: int, length: int,
     return written, False
 
 
-@router.delete("/{upload_id}", status_code=204)
+@router.delete("/{upload_id}", status_code=204, responses=TUS_ERRORS)
 def tus_terminate(upload_id: str, request: Request, owner: Owner, svc: Svc) -> Response:
     """tus termination: the upload and its bytes are removed (a media it already became is not)."""
     _check_version(request)
