@@ -367,7 +367,15 @@ def _describe_outputs(workdir: Path, rungs: list[Any]) -> dict[str, Any]:
     return out
 
 
-def child_ours(config: dict[str, Any], workdir: Path, preset: str, threads: int) -> dict[str, Any]:
+def split_preset(spec: str) -> tuple[str, str | None]:
+    """An x264 setting for ours: ``"veryfast"`` → the preset with the pipeline's own per-rung -x264-params
+    (``params`` None); ``"veryfast:"`` → the plain preset (``""``); ``"superfast:mbtree=1:rc-lookahead=10"`` →
+    the preset with those -x264-params on every rung instead of the pipeline's."""
+    preset, sep, params = spec.partition(":")
+    return preset, params if sep else None
+
+
+def child_ours(config: dict[str, Any], workdir: Path, preset_spec: str, threads: int) -> dict[str, Any]:
     """As jobs._render_video: the source copied into a private workdir as ``source``, probed, then
     ``run_video_pipeline``. Steps are wrapped (same names) to add their CPU to job.timings' wall times."""
     import media_service.pipeline.video as video
@@ -390,6 +398,7 @@ def child_ours(config: dict[str, Any], workdir: Path, preset: str, threads: int)
 
         return timed
 
+    preset, params = split_preset(preset_spec)
     video.PLAN_STEPS = [wrap(s) for s in video.PLAN_STEPS]
     video.encode = wrap(video.encode)
     video.collect = wrap(video.collect)
@@ -398,19 +407,26 @@ def child_ours(config: dict[str, Any], workdir: Path, preset: str, threads: int)
     facts = stages.run("probe", lambda: probe_video(workdir / "source"))
     job = video.VideoJob(source=workdir / "source", facts=facts, recipe=recipe, registry=registry, workdir=workdir,
                          x264_preset=preset, threads=threads)
+    if params is not None and hasattr(job, "x264_params"):
+        job.x264_params = {short: params for short in video.RATE_CONTROL} if params else {}
     video.run_video_pipeline(job)
     wall = time.perf_counter() - t0
     return {"wall_s": wall, "stages": stages.data, "timings": dict(job.timings), "argv": job.argv,
             "setup_rss_mb": setup_rss, "outputs": _describe_outputs(workdir, job.rungs),
             "rungs": [[r.name, r.width, r.height] for r in job.rungs], "loudness": job.loudness,
             "placeholder": job.placeholder, "hls": {"variants": job.hls.get("variants")},
-            "settings": {"x264_preset": job.x264_preset, "threads": job.threads, "crf_maxrate": {
+            "settings": {"x264_preset": job.x264_preset, "x264_params": {
+                str(k): v for k, v in getattr(job, "x264_params", {}).items()}, "threads": job.threads,
+                         "crf_maxrate": {
                 str(k): v for k, v in video.RATE_CONTROL.items()}, "gop_s": video.GOP_SECONDS}}
 
 
-def _x264_args(preset: str, crf: int, maxrate: int | None, gop: int, gop_seconds: float = 2) -> list[str]:
+def _x264_args(preset_spec: str, crf: int, maxrate: int | None, gop: int, gop_seconds: float = 2) -> list[str]:
     """Our rate control and GOP for a rung (``maxrate``), or a plain CRF for a naive intermediate."""
+    preset, params = split_preset(preset_spec)
     args = ["-c:v", "libx264", "-preset", preset, "-profile:v", "high", "-crf", str(crf), "-pix_fmt", "yuv420p"]
+    if params:
+        args += ["-x264-params", params]
     if maxrate is not None:
         args += ["-maxrate", f"{maxrate}k", "-bufsize", f"{maxrate * 2}k", "-g", str(gop), "-keyint_min", str(gop),
                  "-sc_threshold", "0", "-force_key_frames", f"expr:gte(t,n_forced*{gop_seconds:g})"]
@@ -586,10 +602,21 @@ def _cpu_busy_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def speed_probe() -> float:
+    """CPU seconds of a fixed single-threaded job (x264 veryfast, 3 s of 720p testsrc2): this shared
+    virtual machine's speed drifts by 10–20 % within an hour, and this shows by how much."""
+    proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-benchmark", "-f", "lavfi", "-i",
+                           "testsrc2=s=1280x720:r=30", "-t", "3", "-c:v", "libx264", "-preset", "veryfast",
+                           "-threads", "1", "-f", "null", "-"], capture_output=True, text=True, check=True)
+    u = re.search(r"utime=([0-9.]+)s stime=([0-9.]+)s", proc.stderr)
+    return float(u.group(1)) + float(u.group(2)) if u else float("nan")
+
+
 def run_child(label: str, side: str, config_path: Path, workdir: Path, preset: str, threads: int = 0
               ) -> dict[str, Any]:
     cmd = [sys.executable, "-c", LAUNCHER, sys.executable, str(Path(__file__).resolve()), "--child", side,
            "--config", str(config_path), "--workdir", str(workdir), "--preset", preset, "--threads", str(threads)]
+    probe = speed_probe()
     t0, busy0 = time.perf_counter(), _cpu_busy_s()
     proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, text=True,
                           check=False)
@@ -601,6 +628,7 @@ def run_child(label: str, side: str, config_path: Path, workdir: Path, preset: s
         raise SystemExit(f"{label}: ru_maxrss was already {result['start_rss_mb']:.0f} MB at interpreter start")
     result["label"] = label
     result["process_s"] = elapsed
+    result["speed_probe_cpu_s"] = probe
     # Other processes on the machine meanwhile (this machine is shared): busy CPU not ours, in cores.
     result["other_load_cores"] = max(0.0, busy - result["cpu_s"]) / elapsed
     return result
@@ -634,7 +662,9 @@ def plan_edit(config: dict[str, Any], workdir: Path, recipe: dict[str, Any] | No
                          recipe=recipe_from_dict(recipe or config["recipe"]), registry=_registry(config),
                          workdir=workdir)
     if preset:
-        job.x264_preset = preset
+        job.x264_preset, params = split_preset(preset)
+        if params is not None and hasattr(job, "x264_params"):
+            job.x264_params = {short: params for short in video.RATE_CONTROL} if params else {}
     for step in video.PLAN_STEPS:
         if all_steps or step.__name__ not in EDIT_STEPS_SKIPPED:
             step(job)
@@ -786,7 +816,7 @@ def attribute(config: dict[str, Any], preset: str, workdir: Path) -> list[dict[s
     ]
     for label, recipe, tail in edit_variants:
         wd = workdir / re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-        job = plan_edit(config, wd, {**recipe, "music": None})
+        job = plan_edit(config, wd, {**recipe, "music": None}, preset=preset)
         gop = round(job.fps * video.GOP_SECONDS)
         if tail == "null":
             graph = rung_node(video, job, job.video, *job.top).output("-", format="null")
@@ -797,10 +827,11 @@ def attribute(config: dict[str, Any], preset: str, workdir: Path) -> list[dict[s
             for i, rung in enumerate(rungs):
                 node = split[i] if split is not None else job.video
                 crf, maxrate = video.RATE_CONTROL.get(rung.short, (23, 5000))
+                x264 = {"x264-params": job.x264_params[rung.short]} if getattr(job, "x264_params", None) else {}
                 outs.append(rung_node(video, job, node, rung.width, rung.height).output(
-                    f"{rung.name}.mp4", **{"c:v": "libx264", "preset": preset, "crf": crf, "maxrate": f"{maxrate}k",
-                                           "bufsize": f"{maxrate * 2}k", "g": gop, "keyint_min": gop,
-                                           "sc_threshold": 0, "profile:v": "high"}))
+                    f"{rung.name}.mp4", **{"c:v": "libx264", "preset": job.x264_preset, "crf": crf,
+                                           "maxrate": f"{maxrate}k", "bufsize": f"{maxrate * 2}k", "g": gop,
+                                           "keyint_min": gop, "sc_threshold": 0, "profile:v": "high", **x264}))
             graph = ffmpeg.merge_outputs(*outs)
         record(label, graph.global_args("-hide_banner", "-nostdin", "-y").compile(), wd)
     pipeline_variants: list[tuple[str, dict[str, Any]]] = [
@@ -895,7 +926,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     print(f"recipe: 9:16, look starter/warm @ {LOOK_INTENSITY}, stickers starter/heart + starter/star (5–15 s), "
           f"music {packs['track']['id']} ({packs['note']}; {packs['track']['duration']:.0f} s) offset 3, "
           "duck, fades, cover 4.2 s")
-    print(f"x264 preset {preset} on both sides (naive intermediates CRF {NAIVE_INTERMEDIATE_CRF}); ours threads "
+    ours_params = getattr(video, "X264_PARAMS", {}) if split_preset(preset)[1] is None else {}
+    print(f"x264 preset {preset} on both sides (naive intermediates CRF {NAIVE_INTERMEDIATE_CRF}); ours adds "
+          f"-x264-params {ours_params or 'none'}; ours threads "
           f"{args.threads}; {os.cpu_count()} CPUs; {args.repeat} round(s), interleaved ours, naive\n")
 
     ours = Sample("ours", [])
@@ -904,13 +937,15 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         ours.runs.append(run_child("ours", "ours", config_path, VOUT / "ours", preset, args.threads))
         o = ours.runs[-1]
         line = f"  round {i + 1}/{args.repeat}: ours {o['wall_s']:.1f} s wall ({o['cpu_s']:.0f} s CPU, " \
-               f"{o['peak_rss_mb']:.0f} MB; other load {o['other_load_cores']:.2f} cores)"
+               f"{o['peak_rss_mb']:.0f} MB; other load {o['other_load_cores']:.2f} cores; speed probe " \
+               f"{o['speed_probe_cpu_s']:.2f} s)"
         print(line, flush=True)
         if not args.skip_naive:
             naive.runs.append(run_child("naive", "naive", config_path, VOUT / "naive", preset))
             n = naive.runs[-1]
             print(f"  {' ' * len(f'round {i + 1}/{args.repeat}:')} naive {n['wall_s']:.1f} s wall "
-                  f"({n['cpu_s']:.0f} s CPU, {n['peak_rss_mb']:.0f} MB; other load {n['other_load_cores']:.2f} cores)",
+                  f"({n['cpu_s']:.0f} s CPU, {n['peak_rss_mb']:.0f} MB; other load {n['other_load_cores']:.2f} cores; "
+                  f"speed probe {n['speed_probe_cpu_s']:.2f} s)",
                   flush=True)
 
     # Preset sweep: ours per preset on the sweep clip (the main run is reused where it is the same).
@@ -926,12 +961,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             if p == preset and sweep_seconds == args.seconds:
                 sweep[p] = ours
             else:
-                sweep[p] = Sample(p, [run_child(f"ours {p}", "ours", sweep_config[0], VOUT / f"ours-{p}", p,
+                sweep[p] = Sample(p, [run_child(f"ours {p}", "ours", sweep_config[0], VOUT / f"ours-{_slug(p)}", p,
                                                 args.threads)])
             r = sweep[p].runs[-1]
-            r["keep_720"] = str(_keep(Path(r["workdir"]) / "720p.mp4", VOUT / f"sweep-{p}-720p.mp4"))
+            r["keep_720"] = str(_keep(Path(r["workdir"]) / "720p.mp4", VOUT / f"sweep-{_slug(p)}-720p.mp4"))
             print(f"  {p}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.0f} s CPU, {r['peak_rss_mb']:.0f} MB; other load "
-                  f"{r['other_load_cores']:.2f} cores", flush=True)
+                  f"{r['other_load_cores']:.2f} cores; speed probe {r['speed_probe_cpu_s']:.2f} s", flush=True)
 
     # Quality: 720p of each side (last round) against the edited source.
     print("\nSSIM of the 720p renditions against the edited source (one ffmpeg run) …", flush=True)
@@ -968,6 +1003,10 @@ def _pipeline_version() -> dict[str, Any]:
 
     return {"commit": git("rev-parse", "--short", "HEAD"),
             "video_py_dirty": bool(git("status", "--porcelain", "media_service/pipeline/video.py"))}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
 
 
 def _keep(src: Path, dst: Path) -> Path:
