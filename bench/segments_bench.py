@@ -110,6 +110,7 @@ def run_one(name: str, config: dict[str, Any], source: Path, recipe: dict[str, A
                 break
             time.sleep(0.1)
         latency = time.monotonic() - queued
+        time.sleep(2)  # the join's last log lines reach the file before the workers are stopped
     finally:
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
