@@ -15,9 +15,10 @@ from media_service.storage import S3Storage
 from tests.support.packs import write_music_pack
 from tests.support.procs import Proc, media_service, running, wait_http, wait_log
 from tests.support.s3server import free_port, run_moto_server
+from tests.support.xdist import redis_db
 
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{redis_db(7)}")
 
 pytestmark = pytest.mark.e2e
 

@@ -20,10 +20,11 @@ import redis
 from media_service.storage import S3Storage
 from tests.support.procs import Proc, media_service, running, wait_http, wait_log
 from tests.support.s3server import free_port, run_moto_server
+from tests.support.xdist import redis_db
 
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Not the e2e stack's database: both stacks may be alive in one session, and each worker must only see its own.
-REDIS_URL = os.environ.get("TEST_HOSTILE_REDIS_URL", "redis://127.0.0.1:6379/8")
+REDIS_URL = os.environ.get("TEST_HOSTILE_REDIS_URL", f"redis://127.0.0.1:6379/{redis_db(8)}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
