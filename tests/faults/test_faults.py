@@ -245,6 +245,7 @@ def test_lost_broker_message_is_queued_again_by_the_reconciler(fault_stack: Faul
                                                                media_files: dict[str, Path]) -> None:
     """A broker that loses its messages (a flush, a Redis without persistence): the database still knows
     the media is queued, and the reconciler queues it again once it has waited too long."""
+    fault_stack.env["MEDIA_STUCK_QUEUED_SECONDS"] = "8"
     fault_stack.start_api()
     ids = fault_stack.batch(media_files, photos=2, videos=0)
     import redis

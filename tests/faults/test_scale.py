@@ -10,8 +10,9 @@ from tests.support.faults import wait_until
 
 
 def handled_by(stack: FaultStack, media_id: str) -> set[str]:
-    """Which workers' logs show work on this media."""
-    return {name for name, proc in stack.workers.items() if media_id in proc.log.read_text(errors="replace")}
+    """Which workers rendered this media (their logs say "media <id> ready in …")."""
+    return {name for name, proc in stack.workers.items()
+            if f"media {media_id} ready in" in proc.log.read_text(errors="replace")}
 
 
 def test_image_and_video_workers_split_the_work(fault_stack: FaultStack, media_files: dict[str, Path]) -> None:
