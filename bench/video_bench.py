@@ -1006,7 +1006,8 @@ def _pipeline_version() -> dict[str, Any]:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+    # ":" kept apart ("veryfast:" is not "veryfast"): the sweep's files are named by it.
+    return re.sub(r"[^A-Za-z0-9_]+", "-", text.replace(":", "_")).strip("-")
 
 
 def _keep(src: Path, dst: Path) -> Path:
