@@ -21,6 +21,7 @@ from media_service import logs, metrics
 from media_service.db import MediaRepo
 from media_service.errors import AttemptsExhausted, Cancelled, InternalError, MediaError, ToolTimeout
 from media_service.limits import Limits
+from media_service.multiproc import pid_alive
 from media_service.packs import PackRegistry
 from media_service.pipeline.image import ImageJob, Rendition, run_image_pipeline
 from media_service.pipeline.video import VideoJob, run_video_pipeline
@@ -285,22 +286,12 @@ def sweep_stale_workdirs(root: Path | None) -> int:
         return 0
     for entry in entries:
         match = _WORKDIR.match(entry.name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or pid_alive(int(match.group(1))):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed += 1
         log.info("removed the work folder of a dead job process: %s", entry.name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _discard(ctx: JobContext, prefix: str) -> None:

@@ -32,7 +32,7 @@ def remove_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +51,7 @@ def reap_dead(path: Path | None = None) -> list[int]:
     if not folder.is_dir():
         return []
     dead = sorted({int(m.group(1)) for f in folder.glob("gauge_live*_*.db") if (m := _PID.search(f.name))
-                   and not _alive(int(m.group(1)))})
+                   and not pid_alive(int(m.group(1)))})
     for pid in dead:
         multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
     return dead

@@ -5,7 +5,6 @@ crash) is queued again. Claims are compare-and-set, so a job queued twice still 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -13,7 +12,7 @@ from sqlalchemy import and_, or_, select, update
 
 from media_service.db.models import MediaRecord, Status, utcnow
 from media_service.db.repo import Database
-from media_service.errors import MediaError
+from media_service.periodic import Periodic
 
 log = logging.getLogger("media_service.reconcile")
 
@@ -52,28 +51,9 @@ def reconcile_once(db: Database, enqueue: Callable[[str, str], None], queued_for
     return requeued
 
 
-class Reconciler:
-    """Runs ``reconcile_once`` every ``interval`` seconds in a daemon thread (in each worker's main
-    process; several are harmless)."""
+class Reconciler(Periodic):
+    """``reconcile_once`` every ``interval`` seconds (in each worker's main process; several are harmless)."""
 
     def __init__(self, db: Database, enqueue: Callable[[str, str], None], interval: float,
                  queued_for: timedelta, processing_for: timedelta) -> None:
-        self.db, self.enqueue, self.interval = db, enqueue, interval
-        self.queued_for, self.processing_for = queued_for, processing_for
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                reconcile_once(self.db, self.enqueue, self.queued_for, self.processing_for)
-            except MediaError as exc:  # database or broker down: next round
-                log.warning("reconciler: %s", exc.code)
-            except Exception:
-                log.exception("reconciler round failed")
+        super().__init__("reconciler", interval, lambda: reconcile_once(db, enqueue, queued_for, processing_for))

@@ -12,7 +12,6 @@ import ipaddress
 import json
 import logging
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +24,8 @@ from sqlalchemy import or_, select, update
 
 from media_service.db.models import WebhookDelivery, utcnow
 from media_service.db.repo import Database
-from media_service.errors import InvalidRequest, MediaError
+from media_service.errors import InvalidRequest
+from media_service.periodic import Periodic
 
 log = logging.getLogger("media_service.webhooks")
 
@@ -180,28 +180,15 @@ def _finish(db: Database, row: WebhookDelivery, state: str, entry: dict[str, obj
         s.execute(update(WebhookDelivery).where(WebhookDelivery.id == row.id).values(**values))
 
 
-class Deliverer:
-    """Delivers due events every ``interval`` seconds in a daemon thread (each worker's main process)."""
+class Deliverer(Periodic):
+    """Delivers what is due every ``interval`` seconds (each worker's main process), draining a backlog."""
 
     def __init__(self, db: Database, lookup: Callable[[str], tuple[str, str] | None], interval: float = 1.0,
                  backoff: Sequence[float] = BACKOFF, allow_private: bool = False) -> None:
-        self.db, self.lookup, self.interval, self.backoff = db, lookup, interval, backoff
-        self.post = poster(allow_private)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="webhooks", daemon=True)
+        post = poster(allow_private)
 
-    def start(self) -> None:
-        self._thread.start()
+        def drain() -> None:
+            while deliver_due(db, lookup, post, backoff=backoff) > 0:
+                pass
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                while deliver_due(self.db, self.lookup, self.post, backoff=self.backoff) > 0:
-                    pass
-            except MediaError as exc:
-                log.warning("webhooks: %s", exc.code)
-            except Exception:
-                log.exception("webhook delivery round failed")
+        super().__init__("webhooks", interval, drain)

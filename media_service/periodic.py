@@ -1,0 +1,34 @@
+"""A daemon thread that runs one round every ``interval`` seconds (the worker main process's background
+loops: the reconciler, the webhook deliverer). A round that fails is logged; the next one comes anyway."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from media_service.errors import MediaError
+
+log = logging.getLogger("media_service.periodic")
+
+
+class Periodic:
+    def __init__(self, name: str, interval: float, round_: Callable[[], object]) -> None:
+        self.name, self.interval, self.round = name, interval, round_
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.round()
+            except MediaError as exc:  # database or broker down: next round
+                log.warning("%s: %s", self.name, exc.code)
+            except Exception:
+                log.exception("%s round failed", self.name)
