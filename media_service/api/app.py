@@ -8,6 +8,7 @@ from media_service.api import errors
 from media_service.api.limits import BodySizeLimit
 from media_service.api.observe import RequestObservability
 from media_service.api.routes_catalogue import router as catalogue_router
+from media_service.api.routes_demo import router as demo_router
 from media_service.api.routes_events import router as events_router
 from media_service.api.routes_media import router as media_router
 from media_service.api.routes_misc import router as misc_router
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(notes_router, responses=errors.ERROR_RESPONSES)
     app.include_router(uploads_router, responses=errors.ERROR_RESPONSES)
     app.include_router(misc_router, responses=errors.ERROR_RESPONSES)
+    app.include_router(demo_router)  # /demo, a web page; not in the OpenAPI schema
     tus_store(settings.data_dir, settings.upload_expiry_seconds).sweep()  # uploads that expired while we were down
     app.add_middleware(TusHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes + BODY_OVERHEAD)
