@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     webhook_backoff: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 28800.0])
     webhook_allow_private: bool = False  # development only: lets webhooks reach localhost/private networks
+    # Browser apps on other origins (tus-js-client, direct uploads, the player): comma-separated origins, or "*".
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -88,6 +90,13 @@ class Settings(BaseSettings):
     def _split_numbers(cls, value: object) -> object:
         if isinstance(value, str):
             return [float(v) for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip().rstrip("/") for v in value.split(",") if v.strip()]
         return value
 
     @field_validator("filters_dirs", "stickers_dirs", "music_dirs", mode="before")

@@ -22,8 +22,10 @@ QUEUE_FOR_KIND = {"image": IMAGE_QUEUE, "video": VIDEO_QUEUE}
 # The photo pipeline checks its own budget (limits.image_job_seconds) between steps; these catch a step that hangs.
 # The parts of a segmented video (a segment, the audio, the stills), and their join.
 PART_TASK, JOIN_TASK, SPLIT_FAILED_TASK = "media.video_part", "media.video_join", "media.video_split_failed"
+# A new poster for a ready video, from one HLS segment (no re-encode): quick, so on the image queue.
+COVER_TASK = "media.set_cover"
 TIME_LIMITS = {"media.process_image": (150, 180), "media.process_video": (900, 960), PART_TASK: (600, 660),
-               JOIN_TASK: (600, 660)}
+               JOIN_TASK: (600, 660), COVER_TASK: (60, 90)}
 WORKER_MAX_MEMORY_KIB = 2 * 1024 * 1024
 
 
@@ -53,7 +55,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": [Queue(IMAGE_QUEUE), Queue(VIDEO_QUEUE)],  # type: ignore[no-untyped-call]
         "task_default_queue": IMAGE_QUEUE,
         "task_routes": {**{name: {"queue": QUEUE_FOR_KIND[kind]} for kind, name in TASK_FOR_KIND.items()},
-                        **{name: {"queue": VIDEO_QUEUE} for name in (PART_TASK, JOIN_TASK, SPLIT_FAILED_TASK)}},
+                        **{name: {"queue": VIDEO_QUEUE} for name in (PART_TASK, JOIN_TASK, SPLIT_FAILED_TASK)},
+                        COVER_TASK: {"queue": IMAGE_QUEUE}},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_ignore_result": True,
@@ -107,6 +110,13 @@ class JobQueue:
             self.app.send_task(TASK_FOR_KIND[kind], args=[media_id], queue=QUEUE_FOR_KIND[kind], priority=priority,
                                ignore_result=True)
         except Exception as exc:  # kombu raises many transport-specific types; all mean "not queued"
+            raise BrokerUnavailable(detail=repr(exc)) from None
+
+    def enqueue_cover(self, media_id: str, time: float) -> None:
+        """Render the poster of a ready video again at ``time`` (seconds into the result)."""
+        try:
+            self.app.send_task(COVER_TASK, args=[media_id, time], queue=IMAGE_QUEUE, priority=0, ignore_result=True)
+        except Exception as exc:
             raise BrokerUnavailable(detail=repr(exc)) from None
 
     def check(self) -> None:

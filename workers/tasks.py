@@ -9,9 +9,10 @@ from typing import Any
 
 from celery import Task, chord
 
-from media_service.errors import DatabaseUnavailable, InternalError
+from media_service.covers import CoverContext, give_up_cover, render_cover
+from media_service.errors import DatabaseUnavailable, InternalError, MediaError
 from media_service.jobs import JobContext, process_media
-from media_service.queue import JOIN_TASK, PART_TASK, SPLIT_FAILED_TASK, TASK_FOR_KIND, VIDEO_QUEUE
+from media_service.queue import COVER_TASK, JOIN_TASK, PART_TASK, SPLIT_FAILED_TASK, TASK_FOR_KIND, VIDEO_QUEUE
 from media_service.segmented import Split, abandon_with, join_parts, render_part
 from workers import reconcile  # noqa: F401  (its signal handlers start the reconciler in the main process)
 from workers.app import app, settings, state
@@ -107,3 +108,22 @@ def video_split_failed(self: Task, split: dict[str, Any]) -> str:
     if outcome.status == "retry":
         _requeue_video(split["media_id"])
     return outcome.status
+
+
+COVER_RETRIES = 5
+
+
+@app.task(name=COVER_TASK, bind=True)
+def set_cover(self: Task, media_id: str, time: float) -> str:
+    """A new poster for a ready video at ``time`` (PUT /v1/media/{id}/cover)."""
+    ctx = _context()
+    try:
+        return render_cover(CoverContext(ctx.repo, ctx.storage, ctx.tmp_root), media_id, time)
+    except DatabaseUnavailable:
+        raise self.retry(countdown=min(30, 2 ** self.request.retries), max_retries=DB_RETRIES) from None
+    except MediaError as err:
+        if err.retryable and self.request.retries < COVER_RETRIES:
+            raise self.retry(countdown=min(30, 2 ** self.request.retries), max_retries=COVER_RETRIES) from None
+        log.warning("media %s: no poster at %.3f s: %s (%s)", media_id, time, err.code, err.detail or err.message)
+        give_up_cover(ctx.repo, media_id, time)
+        return "failed"

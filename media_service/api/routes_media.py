@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from media_service.api.auth import owner_for, take_upload_slot
+from media_service.api.idempotent import IDEMPOTENCY_HEADER, REPLAYED, claim, idempotency_key
 from media_service.api.services import Services
 from media_service.api.views import media_view
 from media_service.db import MediaRecord, Status
@@ -28,7 +29,6 @@ from media_service.errors import (
     Busy,
     Conflict,
     EmptyFile,
-    IdempotencyKeyReused,
     InvalidRequest,
     MediaError,
     NotFound,
@@ -52,13 +52,6 @@ BUSY_RETRY_SECONDS = 30
 # How the original is stored: put_stream by default; a direct upload copies its staged object instead.
 StoreOriginal = Callable[[str, BinaryIO, str], StoredObject]
 
-IDEMPOTENCY_HEADER: dict[str, Any] = {
-    "name": "Idempotency-Key", "in": "header", "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-    "description": "Retrying with the same key and the same body returns the media the first request created "
-                   "(header Idempotent-Replayed: true), never a second one; the same key with another body is 422 "
-                   "idempotency_key_reused; keys are kept for 24 h.",
-}
 UPLOAD_SCHEMA: dict[str, Any] = {
     "parameters": [IDEMPOTENCY_HEADER],
     "requestBody": {
@@ -210,15 +203,6 @@ def _accept(svc: Services, owner: str, original: BinaryIO, recipe: Recipe, store
         raise
 
 
-def idempotency_key(request: Request) -> str | None:
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-        raise InvalidRequest("Idempotency-Key must be 1–255 printable ASCII characters.", field="Idempotency-Key")
-    return key
-
-
 def _fingerprint(upload: UploadFile, recipe: Recipe) -> str:
     """What makes two requests the same request: the file's bytes and the recipe (as parsed)."""
     digest = hashlib.sha256(recipe.model_dump_json(exclude_none=True).encode())
@@ -232,18 +216,14 @@ def _fingerprint(upload: UploadFile, recipe: Recipe) -> str:
 
 def _replayed(svc: Services, owner: str, key: str, fingerprint: str) -> JSONResponse | None:
     """None when this request holds the key; else the answer the first request with it got."""
-    seen = svc.idempotency.begin(owner, key, fingerprint)
-    if seen is None:
+    existing = claim(svc, owner, key, fingerprint)  # (unscoped: media keys predate the per-route scopes)
+    if existing is None:
         return None
-    if seen.fingerprint != fingerprint:
-        raise IdempotencyKeyReused()
-    if seen.media_id is None:
-        raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.")
-    record = svc.repo.get(seen.media_id, owner)
+    record = svc.repo.get(existing, owner)
     if record is None:
         raise NotFound("The media this Idempotency-Key created has been deleted.")
     return JSONResponse(media_view(record, svc.storage, svc.settings.url_ttl_seconds, svc.hls), status_code=202,
-                        headers={"Location": f"/v1/media/{record.id}", "Idempotent-Replayed": "true"})
+                        headers={"Location": f"/v1/media/{record.id}", **REPLAYED})
 
 
 def _stream_size(stream: Any) -> int:

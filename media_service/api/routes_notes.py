@@ -3,8 +3,6 @@ one video with an optional cover photo. It is ``ready`` only when every item is.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from typing import Any
 
@@ -12,13 +10,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from media_service.api.routes_media import Owner, Svc, idempotency_key
+from media_service.api.idempotent import IDEMPOTENCY_HEADER, fingerprint_of, idempotency_key, once
+from media_service.api.routes_media import Owner, Svc
 from media_service.api.views import media_view
 from media_service.db import MediaRecord
 from media_service.db.models import Note
 from media_service.db.note_state import note_members, settle
 from media_service.db.notes import NoteRepo
-from media_service.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
+from media_service.errors import InvalidRequest, NotFound
 from media_service.queue import fair_priority
 from media_service.recipe import Aspect
 
@@ -73,30 +72,21 @@ def note_view(svc: Svc, note: Note) -> dict[str, Any]:
             "created_at": note.created_at.isoformat()}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, openapi_extra={"parameters": [IDEMPOTENCY_HEADER]})
 def create_note(body: NoteIn, request: Request, owner: Owner, svc: Svc) -> JSONResponse:
-    key = idempotency_key(request)
-    if key is not None:
-        fingerprint = hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
-        seen = svc.idempotency.begin(owner, f"POST /v1/notes {key}", fingerprint)
-        if seen is not None:
-            if seen.fingerprint != fingerprint:
-                raise IdempotencyKeyReused()
-            if seen.media_id is None:
-                raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.")
-            existing = NoteRepo(svc.db).get(seen.media_id, owner)
-            if existing is None:
-                raise NotFound("The note this Idempotency-Key created is gone.")
-            return JSONResponse(note_view(svc, existing), status_code=201, headers={"Idempotent-Replayed": "true"})
-    try:
+    def create() -> tuple[str, JSONResponse]:
         note = _create(svc, owner, body)
-    except BaseException:
-        if key is not None:
-            svc.idempotency.abandon(owner, f"POST /v1/notes {key}")
-        raise
-    if key is not None:
-        svc.idempotency.finish(owner, f"POST /v1/notes {key}", note.id)
-    return JSONResponse(note_view(svc, note), status_code=201, headers={"Location": f"/v1/notes/{note.id}"})
+        return note.id, JSONResponse(note_view(svc, note), status_code=201,
+                                     headers={"Location": f"/v1/notes/{note.id}"})
+
+    def replay(note_id: str) -> JSONResponse:
+        existing = NoteRepo(svc.db).get(note_id, owner)
+        if existing is None:
+            raise NotFound("The note this Idempotency-Key created is gone.")
+        return JSONResponse(note_view(svc, existing), status_code=201, headers={"Location": f"/v1/notes/{note_id}"})
+
+    return once(svc, owner, "POST /v1/notes", idempotency_key(request), fingerprint_of(body.model_dump()), create,
+                replay)
 
 
 def _create(svc: Svc, owner: str, body: NoteIn) -> Note:

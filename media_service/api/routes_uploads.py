@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from media_service.api.auth import owner_for, take_upload_slot
 from media_service.api.errors import ErrorResponse
+from media_service.api.idempotent import IDEMPOTENCY_HEADER, fingerprint_of, idempotency_key, once
 from media_service.api.routes_media import accept_file, quota_view
 from media_service.api.services import Services
 from media_service.api.views import media_view
@@ -221,10 +222,12 @@ def tus_options_upload(upload_id: str, svc: Svc) -> Response:
     return tus_options(svc)
 
 
-@router.post("", status_code=201, responses={**TUS_ERRORS, 201: {"description": "Created; Location names the upload"}})
+@router.post("", status_code=201, openapi_extra={"parameters": [IDEMPOTENCY_HEADER]},
+             responses={**TUS_ERRORS, 201: {"description": "Created; Location names the upload"}})
 def tus_create(request: Request, owner: Owner, svc: Svc) -> Response:
     """tus creation: headers Tus-Resumable: 1.0.0, Upload-Length, optional Upload-Metadata (`filename`, and
-    `recipe`: the edit recipe's JSON, base64 as every tus metadata value)."""
+    `recipe`: the edit recipe's JSON, base64 as every tus metadata value). With an Idempotency-Key, a retried
+    creation names the same upload (and its offset), never a second one."""
     _check_version(request)
     if "upload-defer-length" in request.headers:
         raise BadRequest("Upload-Defer-Length is not supported: send Upload-Length.", field="Upload-Defer-Length")
@@ -233,15 +236,25 @@ def tus_create(request: Request, owner: Owner, svc: Svc) -> Response:
         raise EmptyFile()
     if length > svc.settings.limits.max_upload_bytes:
         raise FileTooLarge(f"Upload-Length is over the limit of {svc.settings.limits.max_upload_bytes} bytes.")
-    metadata = _parse_metadata(request.headers.get("upload-metadata"))
+    raw_metadata = request.headers.get("upload-metadata")
+    metadata = _parse_metadata(raw_metadata)
     _recipe_of(metadata, svc)  # a bad recipe is refused now, not after the last byte
-    _check_quota_room(svc, owner, length)
-    take_upload_slot(request, svc)
     store = _store(svc)
-    store.sweep()
-    upload = store.create(owner, length, metadata)
-    return Response(status_code=201, headers={
-        "Location": f"/v1/uploads/{upload.id}", "Upload-Expires": formatdate(upload.expires, usegmt=True)})
+
+    def create() -> tuple[str, Response]:
+        _check_quota_room(svc, owner, length)
+        take_upload_slot(request, svc)
+        store.sweep()
+        upload = store.create(owner, length, metadata)
+        return upload.id, Response(status_code=201, headers={
+            "Location": f"/v1/uploads/{upload.id}", "Upload-Expires": formatdate(upload.expires, usegmt=True)})
+
+    def replay(upload_id: str) -> Response:
+        upload = _owned(store, upload_id, owner)
+        return Response(status_code=201, headers={"Location": f"/v1/uploads/{upload.id}", **_state_headers(upload)})
+
+    return once(svc, owner, "POST /v1/uploads", idempotency_key(request), fingerprint_of(length, metadata), create,
+                replay)
 
 
 @router.head("/{upload_id}", responses=TUS_ERRORS)
@@ -372,33 +385,55 @@ def _multipart(svc: Services) -> MultipartStorage:
     return storage
 
 
-@router.post("/direct", status_code=201)
+@router.post("/direct", status_code=201, openapi_extra={"parameters": [IDEMPOTENCY_HEADER]})
 def direct_create(body: DirectCreate, request: Request, owner: Owner, svc: Svc) -> JSONResponse:
     """Start a direct upload (S3 storage only; 422 `not_supported` on local disk): PUT each part's bytes to
-    its presigned URL, keep each answer's ETag, then call `complete`."""
+    its presigned URL, keep each answer's ETag, then call `complete`. With an Idempotency-Key, a retried
+    creation gets the same upload (its part URLs signed again), never a second one."""
     storage = _multipart(svc)
     if body.size > svc.settings.direct_upload_max_bytes:
         raise FileTooLarge(f"size is over the limit of {svc.settings.direct_upload_max_bytes} bytes.")
     recipe = parse_recipe(json.dumps(body.recipe)) if body.recipe is not None else parse_recipe(None)
     check_ids(recipe, svc.packs.current())
-    _check_quota_room(svc, owner, body.size)
-    take_upload_slot(request, svc)
-    upload_id = uuid.uuid4().hex
-    key, manifest_key = _staging(upload_id)
-    s3_upload = storage.create_multipart(key, "application/octet-stream")
-    part_size = max(svc.settings.direct_part_bytes, math.ceil(body.size / S3_MAX_PARTS))
-    count = math.ceil(body.size / part_size)
-    ttl = svc.settings.upload_expiry_seconds
-    expires_in = int(min(ttl, 7 * 24 * 3600))
-    parts = [{"part_number": n, "size": min(part_size, body.size - (n - 1) * part_size),
-              "url": storage.presign_part(key, s3_upload, n, expires_in=expires_in)} for n in range(1, count + 1)]
-    manifest = {"owner": owner, "size": body.size, "filename": body.filename,
-                "recipe": recipe.model_dump(mode="json", exclude_none=True), "s3_upload_id": s3_upload,
-                "created": time.time(), "expires": time.time() + expires_in, "media_id": None}
-    _write_manifest(svc, manifest_key, manifest)
-    return JSONResponse({"id": upload_id, "part_size": part_size, "parts": parts,
-                         "expires_at": formatdate(time.time() + expires_in, usegmt=True),
-                         "complete_url": f"/v1/uploads/direct/{upload_id}/complete"}, status_code=201)
+
+    def create() -> tuple[str, JSONResponse]:
+        _check_quota_room(svc, owner, body.size)
+        take_upload_slot(request, svc)
+        upload_id = uuid.uuid4().hex
+        key, manifest_key = _staging(upload_id)
+        s3_upload = storage.create_multipart(key, "application/octet-stream")
+        expires_in = int(min(svc.settings.upload_expiry_seconds, 7 * 24 * 3600))
+        manifest = {"owner": owner, "size": body.size, "filename": body.filename,
+                    "recipe": recipe.model_dump(mode="json", exclude_none=True), "s3_upload_id": s3_upload,
+                    "part_size": max(svc.settings.direct_part_bytes, math.ceil(body.size / S3_MAX_PARTS)),
+                    "created": time.time(), "expires": time.time() + expires_in, "media_id": None}
+        _write_manifest(svc, manifest_key, manifest)
+        return upload_id, _direct_answer(storage, upload_id, manifest)
+
+    def replay(upload_id: str) -> JSONResponse:
+        manifest = _read_manifest(svc, upload_id, owner)
+        if manifest["expires"] <= time.time():
+            raise UploadExpired()
+        return _direct_answer(storage, upload_id, manifest)
+
+    return once(svc, owner, "POST /v1/uploads/direct", idempotency_key(request),
+                fingerprint_of(body.model_dump(mode="json")), create, replay)
+
+
+def _direct_answer(storage: MultipartStorage, upload_id: str, manifest: dict[str, Any]) -> JSONResponse:
+    """The parts to send, each with a presigned URL valid until the upload expires."""
+    key, _ = _staging(upload_id)
+    size, part_size = manifest["size"], manifest["part_size"]
+    expires_in = max(1, int(manifest["expires"] - time.time()))
+    parts = [{"part_number": n, "size": min(part_size, size - (n - 1) * part_size),
+              "url": storage.presign_part(key, manifest["s3_upload_id"], n, expires_in=expires_in)}
+             for n in range(1, math.ceil(size / part_size) + 1)]
+    body = {"id": upload_id, "part_size": part_size, "parts": parts,
+            "expires_at": formatdate(manifest["expires"], usegmt=True),
+            "complete_url": f"/v1/uploads/direct/{upload_id}/complete"}
+    if manifest.get("media_id"):
+        body["media_id"] = manifest["media_id"]
+    return JSONResponse(body, status_code=201, headers={"Location": f"/v1/uploads/direct/{upload_id}"})
 
 
 def _write_manifest(svc: Services, key: str, manifest: dict[str, Any]) -> None:

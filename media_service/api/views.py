@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from media_service.covers import CANDIDATE_ROLE, poster_time, requested_time
 from media_service.db import MediaRecord
 from media_service.storage import Storage
 from media_service.storage.signing import sign, verify
@@ -40,6 +41,8 @@ def media_view(record: MediaRecord, storage: Storage, ttl: int, hls: HlsSigner) 
     if record.version:
         expires = int(time.time()) + ttl
         for r in record.renditions:
+            if r.get("role") == CANDIDATE_ROLE:
+                continue  # GET /v1/media/{id}/covers lists them
             public = {k: r[k] for k in PUBLIC_FIELDS if k in r}
             if r["name"] == "hls":
                 public["url"] = hls.url(record.id, record.version or "", "master.m3u8", expires)
@@ -59,6 +62,14 @@ def media_view(record: MediaRecord, storage: Storage, ttl: int, hls: HlsSigner) 
         "placeholder": record.placeholder,
         "renditions": renditions,
         "version": record.version,
+        **({"cover": cover_view(record)} if record.kind == "video" else {}),
         "created_at": record.created_at.isoformat() if record.created_at else None,
         "updated_at": record.updated_at.isoformat() if record.updated_at else None,
     }
+
+
+def cover_view(record: MediaRecord) -> dict[str, Any]:
+    """Where the video's poster is cut, and whether a chosen new frame is still being rendered."""
+    wanted, current = requested_time(record), poster_time(record)
+    return {"time": wanted, "poster_time": current,
+            "pending": bool(record.version) and current is not None and abs(current - wanted) > 1e-3}

@@ -212,6 +212,40 @@ class MediaRepo:
                 record_event(s, media_id)
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    def request_cover(self, media_id: str, owner: str, time: float) -> MediaRecord | None:
+        """The recipe's cover moves to ``time`` (a later re-render keeps it); the poster follows when the cover
+        job has rendered it. None when there is no such ready video."""
+        with self.db.session() as s:
+            record = s.get(MediaRecord, media_id)
+            if record is None or record.owner != owner or record.kind != "video":
+                return None
+            recipe = dict(record.recipe or {})
+            recipe["cover"] = {"time": round(time, 3)}
+            record.recipe = recipe
+            record.updated_at = utcnow()
+            s.flush()
+            s.refresh(record)
+            s.expunge(record)
+            return record
+
+    def swap_posters(self, media_id: str, version: str, time: float, posters: list[dict[str, Any]],
+                     placeholder: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Replace the poster renditions of ``version``, cut at ``time`` (compare-and-set: None when the record
+        moved on to another version, was deleted, or a later request asked for another time); returns the
+        entries replaced, whose objects may go."""
+        names = {p["name"] for p in posters}
+        with self.db.session() as s:
+            record = s.get(MediaRecord, media_id, with_for_update=True)
+            wanted = ((record.recipe or {}).get("cover") or {}).get("time") if record is not None else None
+            if record is None or record.version != version or wanted is None or abs(float(wanted) - time) > 1e-3:
+                return None
+            old = [r for r in record.renditions if r["name"] in names]
+            record.renditions = [r for r in record.renditions if r["name"] not in names] + posters
+            record.placeholder = placeholder
+            record.updated_at = utcnow()
+            record_event(s, media_id)
+            return old
+
     def requeue(self, media_id: str, attempt: int) -> None:
         with self.db.session() as s:
             s.execute(

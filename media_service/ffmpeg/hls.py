@@ -46,6 +46,28 @@ def segment_stats(playlist: Path) -> tuple[int, int]:
     return math.ceil(peak), math.ceil(average)
 
 
+def segment_at(playlist: str, time: float) -> tuple[str, float, str | None]:
+    """The media segment of a VOD playlist that holds ``time``: (its URI, its start, the init segment's URI).
+    A time past the end gives the last segment."""
+    init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', playlist)
+    start = 0.0
+    duration: float | None = None
+    found: tuple[str, float] | None = None
+    for line in playlist.splitlines():
+        match = EXTINF.match(line)
+        if match:
+            duration = float(match.group(1))
+        elif line and not line.startswith("#") and duration is not None:
+            found = (line.strip(), start)
+            if time < start + duration:
+                break
+            start += duration
+            duration = None
+    if found is None:
+        raise ValueError("the playlist lists no segment")
+    return found[0], found[1], init.group(1) if init else None
+
+
 def master_playlist(variants: list[tuple[Variant, int, int]]) -> str:
     """``variants``: (variant, peak bps, average bps), any order; written highest bandwidth first."""
     out = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]

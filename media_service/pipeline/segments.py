@@ -285,6 +285,7 @@ def render_stills(source: Path, facts: VideoFacts, recipe: Recipe, registry: Pac
     # The window's own time: the cover and the preview's start are where one pass puts them, less `first`.
     job.duration = frames / plan.fps
     job.rungs = []
+    job.cover_candidates = False  # a window of a few seconds; the join has no sampled frames either
     plan_outputs(job)
     t = time.perf_counter()
     encode(job)

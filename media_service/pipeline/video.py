@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import ffmpeg
+import numpy as np
 from PIL import Image
 
 from media_service import geometry
@@ -29,6 +30,7 @@ from media_service.ffmpeg.classify import classify
 from media_service.ffmpeg.hls import Variant, avc_codec_from_mp4, master_playlist, segment_stats
 from media_service.ffmpeg.runner import ResourceLimits, run_tool
 from media_service.ffmpeg.safety import AUDIO_DEMUXERS, input_options
+from media_service.imaging.cover_score import best_candidates, score_frames
 from media_service.imaging.encode import encode_jpeg, encode_webp
 from media_service.imaging.overlay import render_sticker
 from media_service.imaging.placeholder import blurhash, dominant_color
@@ -53,6 +55,12 @@ MAX_MUSIC_GAIN_DB = 12.0
 PREVIEW_SECONDS = 3.0
 PREVIEW_FPS = 12
 PREVIEW_SHORT_SIDE = 360
+# Cover candidates: the edited video sampled this often, this small, scored after the pass (imaging/cover_score).
+COVER_SAMPLE_FPS = 2
+COVER_SHORT_SIDE = 320
+COVER_CANDIDATES = 6
+COVER_MIN_GAP_SECONDS = 1.0
+COVER_FRAMES_FILE = "cover_frames.rgb"
 X264_PRESET = "veryfast"
 # On top of the preset, per short side: superfast's motion search (diamond) and partitions (no inter
 # sub-partitions) with veryfast's macroblock-tree rate control (10 frames of lookahead). On the phone-like
@@ -118,6 +126,7 @@ class VideoJob:
     # -x264-params per rung (short side; others get X264_TUNING); {} for the plain preset.
     x264_params: dict[int, str] = field(default_factory=lambda: dict(X264_PARAMS))
     threads: int = 0  # 0: ffmpeg decides
+    cover_candidates: bool = True  # sample the edited video for cover candidates (the stills-only render: no)
 
     # Planned by the steps.
     start: float = 0.0
@@ -434,8 +443,18 @@ def video_encoder_options(job: VideoJob, rung: Rung) -> dict[str, Any]:
     return options
 
 
+def cover_sample_step(job: VideoJob) -> int:
+    """Every how many output frames the cover samples are taken (frame k of the samples is at k·step/fps)."""
+    return max(1, round(job.fps / COVER_SAMPLE_FPS))
+
+
+def cover_sample_size(top: tuple[int, int]) -> tuple[int, int]:
+    rung = video_ladder(*top, rungs=(COVER_SHORT_SIDE,))[0]
+    return rung.width, rung.height
+
+
 def plan_outputs(job: VideoJob) -> None:
-    branches = 2 + len(job.rungs)
+    branches = 2 + len(job.rungs) + (1 if job.cover_candidates else 0)
     split = job.video.split()
     video_branches = [split[i] for i in range(branches)]
     audio_branches: list[Any] = []
@@ -462,20 +481,32 @@ def plan_outputs(job: VideoJob) -> None:
     cover = job.cover_time
     # Trimmed to that one frame first, so only it is converted (``-frames 1`` alone stops the muxer, not the
     # branch: every later frame would still be converted to RGB and dropped).
-    poster = _to_rgb(video_branches[-2].filter("trim", start=f"{cover:.3f}").filter("setpts", "PTS-STARTPTS")
+    stills = len(job.rungs)  # the poster's branch; the preview's is next
+    poster = _to_rgb(video_branches[stills].filter("trim", start=f"{cover:.3f}").filter("setpts", "PTS-STARTPTS")
                      .filter("trim", end_frame=1))
     outputs.append(ffmpeg.output(poster, "poster.png", frames=1, update=1, map_metadata=-1))
     # The feed preview: 3 s of animated WebP from the cover time on (or the last 3 s).
     p_start = max(0.0, min(cover, job.duration - PREVIEW_SECONDS))
     pw, ph = (video_ladder(*job.top, rungs=(PREVIEW_SHORT_SIDE,))[0].width,
               video_ladder(*job.top, rungs=(PREVIEW_SHORT_SIDE,))[0].height)
-    preview = (video_branches[-1].filter("trim", start=f"{p_start:.3f}", duration=PREVIEW_SECONDS)
+    preview = (video_branches[stills + 1].filter("trim", start=f"{p_start:.3f}", duration=PREVIEW_SECONDS)
                .filter("setpts", "PTS-STARTPTS").filter("fps", fps=PREVIEW_FPS)
                .filter("scale", pw, ph, flags=EXACT_RGB, in_color_matrix="bt709", in_range="tv")
                .filter("format", "rgb24"))
     outputs.append(ffmpeg.output(preview, "preview.webp", **{"c:v": "libwebp_anim", "loop": 0, "quality": 60,
                                                               "lossless": 0, "compression_level": 3,
                                                               "map_metadata": -1}))
+    if job.cover_candidates:
+        # Small RGB frames of the edited video (look and stickers on), scored after the pass: candidates are
+        # what the video really shows, and sampling costs a scale of one frame in fifteen.
+        # Every n-th frame, not the fps filter: that keeps the last frame of each tick's window, ≈¼ s late.
+        sw, sh = cover_sample_size(job.top)
+        frames = (video_branches[2 + len(job.rungs)].filter("select", f"not(mod(n,{cover_sample_step(job)}))")
+                  .filter("scale", sw, sh, flags=EXACT_RGB, in_color_matrix="bt709", in_range="tv")
+                  .filter("format", "rgb24"))
+        # passthrough: only the selected frames, never duplicates to fill the gaps between them.
+        outputs.append(ffmpeg.output(frames, COVER_FRAMES_FILE, format="rawvideo", fps_mode="passthrough",
+                                     map_metadata=-1))
     job.argv = _with_global_args(ffmpeg.merge_outputs(*outputs).compile(),
                                  ["-nostdin", "-hide_banner", "-nostats", "-y", "-progress", "pipe:1"])
 
@@ -547,9 +578,37 @@ def collect(job: VideoJob) -> None:
     with Image.open(preview) as img:
         pw, ph = img.size
     job.renditions.append(Rendition("preview.webp", preview, "image/webp", pw, ph, preview.stat().st_size))
+    for name in ("poster.webp", "poster.jpg"):
+        job.outputs_info[name] = {"time": round(job.cover_time, 3)}
     small = frame.copy()
     small.thumbnail((256, 256))
     job.placeholder = {"blurhash": blurhash(small), "dominant_color": dominant_color(small)}
+    if job.cover_candidates:
+        collect_cover_candidates(job)
+
+
+def collect_cover_candidates(job: VideoJob) -> None:
+    """The best frames of the sampled edited video as small WebP stills (``cover-<n>.webp``), each with its
+    time and scores; the client picks one (PUT /v1/media/{id}/cover) and the poster is rendered there."""
+    path = job.workdir / COVER_FRAMES_FILE
+    w, h = cover_sample_size(job.top)
+    size = w * h * 3
+    count = path.stat().st_size // size if path.exists() else 0
+    if count == 0:
+        return
+    frames = np.memmap(path, dtype=np.uint8, mode="r", shape=(count, h, w, 3))
+    scored = score_frames([frames[i] for i in range(count)], job.fps / cover_sample_step(job))
+    last = max(0.0, job.duration - 1.0 / job.fps)
+    for n, pick in enumerate(best_candidates(scored, COVER_CANDIDATES, COVER_MIN_GAP_SECONDS)):
+        name = f"cover-{n}.webp"
+        still = Image.fromarray(np.array(frames[pick.index]), "RGB")
+        encoded = encode_webp(still, job.workdir / name)
+        job.renditions.append(Rendition(name, encoded.path, encoded.content_type, encoded.width, encoded.height,
+                                        encoded.bytes))
+        job.outputs_info[name] = {"role": "cover_candidate", "time": round(min(pick.time, last), 3),
+                                  "score": pick.total, "scores": {k: round(v, 3) for k, v in pick.scores.items()}}
+    del frames
+    path.unlink()
 
 
 def run_video_pipeline(job: VideoJob) -> VideoJob:

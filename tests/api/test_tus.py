@@ -256,3 +256,42 @@ def test_local_storage_refuses_direct_uploads(client: TestClient) -> None:
     r = client.post("/v1/uploads/direct/" + "a" * 32 + "/complete", headers=ALICE,
                     json={"parts": [{"part_number": 1, "etag": "x"}]})
     assert r.status_code == 422 and r.json()["error"]["code"] == "not_supported"
+
+
+def test_creation_with_an_idempotency_key_names_the_same_upload(client: TestClient, settings: Settings,
+                                                                 photo: bytes) -> None:
+    key = {"Idempotency-Key": "tus-create-1"}
+    first = create(client, len(photo), f"filename {b64('p.jpg')}", ALICE | key)
+    patch(client, first, 0, photo[:1000])
+    # The answer was lost; the client creates again with the same key: the same upload, at its offset.
+    again = client.post("/v1/uploads", headers=ALICE | key | {"Upload-Length": str(len(photo)),
+                                                               "Upload-Metadata": f"filename {b64('p.jpg')}"})
+    assert again.status_code == 201 and again.headers["location"] == first
+    assert again.headers["idempotent-replayed"] == "true" and again.headers["upload-offset"] == "1000"
+    assert len(list((settings.data_dir / "uploads").glob("*.bin"))) == 1
+    other = client.post("/v1/uploads", headers=ALICE | key | {"Upload-Length": str(len(photo) + 1)})
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    # Keys are per owner: Bob's same key is his own upload.
+    bobs = create(client, len(photo), None, BOB | key)
+    assert bobs != first
+
+
+def test_browser_clients_on_other_origins_can_speak_tus(tmp_path: Path, photo: bytes) -> None:
+    settings = Settings(data_dir=tmp_path / "data", api_keys="alice-key=alice", music_dirs=[],
+                        cors_origins="https://app.example, https://m.example/")  # type: ignore[arg-type]
+    with TestClient(create_app(settings)) as c:
+        pre = c.options("/v1/uploads", headers={"Origin": "https://m.example", "Access-Control-Request-Method": "POST",
+                                                "Access-Control-Request-Headers": "authorization,tus-resumable,"
+                                                "upload-length,upload-metadata,idempotency-key"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "https://m.example"
+        allowed = pre.headers["access-control-allow-headers"].lower()
+        assert all(h in allowed for h in ("tus-resumable", "upload-length", "upload-metadata", "idempotency-key"))
+        r = c.post("/v1/uploads", headers=ALICE | {"Origin": "https://app.example", "Upload-Length": str(len(photo))})
+        assert r.status_code == 201
+        exposed = r.headers["access-control-expose-headers"].lower()
+        assert all(h in exposed for h in ("location", "upload-offset", "upload-expires", "tus-resumable"))
+        stranger = c.options("/v1/uploads", headers={"Origin": "https://evil.example",
+                                                     "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in stranger.headers
+    with TestClient(create_app(Settings(data_dir=tmp_path / "d2", music_dirs=[]))) as c:  # off by default
+        assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "https://app.example"}).headers

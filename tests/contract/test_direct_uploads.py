@@ -150,3 +150,21 @@ def test_creation_is_checked(client: TestClient, settings: Settings) -> None:
     assert r.status_code == 422
     assert client.post("/v1/uploads/direct", json={"filename": "f", "size": 10}).status_code == 401
     assert json.loads(client.get("/openapi.json").text)["paths"]["/v1/uploads/direct/{upload_id}/complete"]
+
+
+def test_creation_with_an_idempotency_key_gives_the_same_upload(client: TestClient, s3: S3Storage,
+                                                                tmp_path: Path) -> None:
+    data = big_photo(tmp_path)
+    key = ALICE | {"Idempotency-Key": "direct-1"}
+    body = {"filename": "f.jpg", "size": len(data)}
+    first = client.post("/v1/uploads/direct", headers=key, json=body)
+    again = client.post("/v1/uploads/direct", headers=key, json=body)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true" and again.json()["id"] == first.json()["id"]
+    assert len(again.json()["parts"]) == len(first.json()["parts"]) == 2
+    assert len([k for k in s3.list_keys("uploads/") if k.endswith("manifest.json")]) == 1
+    # The replayed part URLs work: the upload completes as usual.
+    r = complete(client, again.json(), put_parts(again.json(), data))
+    assert r.status_code == 202, r.text
+    other = client.post("/v1/uploads/direct", headers=key, json=body | {"size": len(data) + 1})
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"

@@ -64,7 +64,8 @@ def test_graph_safety(tmp_path: Path) -> None:
         assert "-protocol_whitelist" in window and "-format_whitelist" in window
     assert all("/" not in argv[i + 1] for i in inputs)  # only names inside the job's private dir
     graph = argv[argv.index("-filter_complex") + 1]
-    assert graph.count("split=5") == 1  # one decode, split to 3 rungs + poster + preview
+    assert graph.count("split=6") == 1  # one decode, split to 3 rungs + poster + preview + cover samples
+    assert "select=not(mod(n\\,15))[" in graph and "scale=320:568:flags=bicubic+accurate_rnd" in graph  # 2 a second
     assert "lut3d=file=look.cube:interp=tetrahedral" in graph
     assert "sidechaincompress" in graph and "amix" in graph and "loudnorm" in graph
     assert "between(t\\,1.000\\,6.000)" in graph
