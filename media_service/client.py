@@ -58,12 +58,15 @@ class Media:
     renditions: list[Rendition]
     placeholder: dict[str, Any] | None
     raw: dict[str, Any]
+    usable: list[Rendition] = field(default_factory=list)  # a video in progress: poster, the 480p as it grows
+    cover: dict[str, Any] | None = None  # a video: {time, poster_time, pending}
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Media:
         return cls(data["id"], data["kind"], data["status"], data["progress"], data.get("error"),
                    data.get("source") or {}, [Rendition.of(r) for r in data.get("renditions") or []],
-                   data.get("placeholder"), data)
+                   data.get("placeholder"), data, [Rendition.of(r) for r in data.get("usable") or []],
+                   data.get("cover"))
 
     def rendition(self, name: str) -> Rendition:
         for r in self.renditions:
@@ -155,6 +158,15 @@ class MediaClient:
             for line in r.iter_lines():
                 if line.startswith("data: "):
                     yield json.loads(line[6:])
+
+    def covers(self, media_id: str, n: int = 6) -> list[dict[str, Any]]:
+        """A rendered video's cover candidates, best first: index, time, score, scores, url."""
+        return list(self._check(self.http.get(f"/v1/media/{media_id}/covers", params={"n": n})).json()["items"])
+
+    def choose_cover(self, media_id: str, *, time: float | None = None, candidate: int | None = None) -> Media:
+        """Move the poster to ``time`` (or to a candidate); ``cover["pending"]`` until it is rendered."""
+        body = {"time": time} if time is not None else {"candidate": candidate}
+        return Media.of(self._check(self.http.put(f"/v1/media/{media_id}/cover", json=body)).json())
 
     def rerender(self, media_id: str) -> Media:
         return Media.of(self._check(self.http.post(f"/v1/media/{media_id}/rerender")).json())

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(default=60.0, ge=0)  # 0: off
     stuck_queued_seconds: float = Field(default=900.0, ge=1)
     stuck_processing_seconds: float = Field(default=1800.0, ge=1)
+    # A running job beats every quarter of this; a new message for a record whose job has not beaten for this
+    # long takes it over (its worker died), one for a live job waits and looks again.
+    processing_lease_seconds: float = Field(default=120.0, ge=2)
     # Long videos by segments on several workers (a Celery chord; needs a result backend, so a Redis broker or
     # result_backend_url): a video whose result lasts at least segment_min_seconds (0: never, the default) is
     # cut into segments of about segment_seconds (whole 2 s GOPs), rendered in parallel and joined.

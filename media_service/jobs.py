@@ -19,15 +19,17 @@ from typing import Any
 
 from media_service import logs, metrics
 from media_service.db import MediaRepo
+from media_service.early import EarlyPublisher
 from media_service.errors import AttemptsExhausted, Cancelled, InternalError, MediaError, ToolTimeout
 from media_service.limits import Limits
 from media_service.multiproc import pid_alive
 from media_service.packs import PackRegistry
+from media_service.periodic import Periodic
 from media_service.pipeline.image import ImageJob, Rendition, run_image_pipeline
-from media_service.pipeline.video import VideoJob, run_video_pipeline
+from media_service.pipeline.video import GOP_SECONDS, VideoJob, run_video_pipeline
 from media_service.probe import check_video_caps, probe_video
 from media_service.recipe import Recipe, recipe_from_dict
-from media_service.storage import Storage
+from media_service.storage import Storage, StoredObject
 
 log = logging.getLogger("media_service.jobs")
 
@@ -56,12 +58,15 @@ class JobContext:
     # ``dispatch_split`` (the worker sends them as a Celery chord); None where there is no result backend.
     segment_seconds: float = 10.0
     segment_min_seconds: float = 0.0
+    # A processing record whose attempt has shown no sign of life for this long is taken over by a new
+    # message for it; a live one is not (the message is retried later). Live attempts beat 4× per lease.
+    lease_seconds: float = 0.0
     dispatch_split: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # "ready", "failed", "skipped", "retry"
+    status: str  # "ready", "failed", "skipped", "retry", "busy" (another attempt is alive: try again later)
     error: MediaError | None = None
 
 
@@ -85,7 +90,10 @@ def process_media(ctx: JobContext, media_id: str) -> Outcome:
 
 
 def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outcome:
-    claim = ctx.repo.claim(media_id, ctx.max_attempts)
+    claim = ctx.repo.claim(media_id, ctx.max_attempts, ctx.lease_seconds)
+    if claim.reason == "busy":
+        log.info("media %s: attempt %d is alive elsewhere; this message waits", media_id, claim.attempt)
+        return Outcome("busy")
     if claim.record is not None:
         seen["kind"] = claim.record.kind
         logs.bind(kind=claim.record.kind, attempt=claim.attempt)
@@ -107,6 +115,7 @@ def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outc
     started = time.monotonic()
     in_progress = metrics.JOBS_IN_PROGRESS.labels(kind=record.kind)
     in_progress.inc()
+    heartbeat: Periodic | None = None
     try:
         source = workdir / "source"
         ctx.storage.get_to_file(record.original_key, source)
@@ -114,6 +123,13 @@ def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outc
         last = [0.0]
 
         cancelled = [False]
+        if ctx.lease_seconds > 0:
+            def beat() -> None:
+                if not ctx.repo.touch(media_id, attempt):
+                    cancelled[0] = True
+
+            heartbeat = Periodic(f"heartbeat of {media_id}", ctx.lease_seconds / 4, beat)
+            heartbeat.start()
 
         def progress(fraction: float) -> None:
             # Only milestones are written (every 5%); each write is a small UPDATE, and tells whether this
@@ -132,13 +148,23 @@ def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outc
                 ctx.dispatch_split(split)
                 log.info("media %s: split into %d parts on attempt %d", media_id, len(split.plan.parts), attempt)
                 return Outcome("split")
+        early: EarlyPublisher | None = None
         if record.kind == "video":
-            rendered = _render_video(registry, ctx.limits, record.recipe, source, workdir, progress,
-                                     should_stop=lambda: cancelled[0])
+            # The poster and the lowest rung are published as the pass writes them (media_service/early.py).
+            early = EarlyPublisher(ctx.repo, ctx.storage, media_id, attempt, version, stored_prefix, workdir,
+                                   segment_seconds=GOP_SECONDS)
+            early.start()
+            try:
+                rendered = _render_video(registry, ctx.limits, record.recipe, source, workdir, progress,
+                                         should_stop=lambda: cancelled[0])
+            finally:
+                early.stop()
+            early.finish()
         else:
             rendered = _render_image(registry, ctx.limits, record.recipe, source, workdir, progress)
         metrics.stage_seconds(record.kind, {k: v for k, v in rendered.timings.items() if k != "total"})
-        outcome = store_and_publish(ctx, record, attempt, version, rendered, registry)
+        outcome = store_and_publish(ctx, record, attempt, version, rendered, registry,
+                                    already=early.uploaded if early is not None else None)
         if outcome.status == "ready":
             log.info("media %s ready in %.2fs (attempt %d, %s)", media_id, time.monotonic() - started, attempt,
                      {k: round(v, 3) for k, v in rendered.timings.items()})
@@ -176,26 +202,36 @@ def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outc
         _discard(ctx, stored_prefix)
         raise
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         in_progress.dec()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def store_and_publish(ctx: JobContext, record: Any, attempt: int, version: str, rendered: Rendered,
-                      registry: PackRegistry) -> Outcome:
+                      registry: PackRegistry, already: dict[str, StoredObject] | None = None) -> Outcome:
     """Every object under ``media/<id>/<version>/``, then the record switched to them by compare-and-set on
-    the attempt (one pass and the segmented join alike). What storing raises is the caller's to clean up."""
+    the attempt (one pass and the segmented join alike). ``already``: objects stored while the pass ran (the
+    same files), not sent again. What storing raises is the caller's to clean up."""
     media_id = record.id
     stored_prefix = f"{media_prefix(media_id)}{version}/"
     storing = time.monotonic()
     provenance = pack_provenance(recipe_from_dict(record.recipe), registry)
     renditions: list[dict[str, Any]] = []
+
+    def put(key: str, path: Path, content_type: str) -> StoredObject:
+        done = (already or {}).get(key)
+        if done is not None and done.size == path.stat().st_size:
+            return done
+        return ctx.storage.put_file(key, path, content_type)
+
     for r in rendered.renditions:
         key = f"{stored_prefix}{r.name}"
-        stored = ctx.storage.put_file(key, r.path, r.content_type)
+        stored = put(key, r.path, r.content_type)
         renditions.append({**r.public(), **rendered.extra.get(r.name, {}), "key": key, "sha256": stored.sha256,
                            "packs": provenance})
     if rendered.hls_dir is not None:
-        renditions.append(_store_hls(ctx, rendered, f"{stored_prefix}hls/") | {"packs": provenance})
+        renditions.append(_store_hls(rendered, f"{stored_prefix}hls/", put) | {"packs": provenance})
     metrics.stage_seconds(record.kind, {"store": time.monotonic() - storing})
     source_facts = {**rendered.source, "bytes": record.original_bytes}
     try:
@@ -205,8 +241,12 @@ def store_and_publish(ctx: JobContext, record: Any, attempt: int, version: str, 
         # Deleted meanwhile, or a newer attempt owns the record: this set must not linger.
         ctx.storage.delete_prefix(stored_prefix)
         return Outcome("skipped")
-    if previous:
-        ctx.storage.delete_prefix(f"{media_prefix(media_id)}{previous}/")
+    # The version it replaced, and any a dead attempt left behind (a worker killed after uploading early
+    # renditions or while storing): only the published version stays.
+    stale = {previous} if previous else set()
+    stale |= {k[len(media_prefix(media_id)):].split("/", 1)[0] for k in ctx.storage.list_keys(media_prefix(media_id))}
+    for folder in sorted(v for v in stale if _VERSION.match(v) and v != version):
+        ctx.storage.delete_prefix(f"{media_prefix(media_id)}{folder}/")
     return Outcome("ready")
 
 
@@ -257,7 +297,7 @@ def _render_video(registry: PackRegistry, limits: Limits, recipe: dict[str, Any]
                     hls_dir=job.hls["dir"], hls=job.hls)
 
 
-def _store_hls(ctx: JobContext, rendered: Rendered, prefix: str) -> dict[str, Any]:
+def _store_hls(rendered: Rendered, prefix: str, put: Callable[[str, Path, str], StoredObject]) -> dict[str, Any]:
     """Every playlist and segment under ``prefix``; the rendition points at the master playlist."""
     assert rendered.hls_dir is not None
     total = 0
@@ -265,7 +305,7 @@ def _store_hls(ctx: JobContext, rendered: Rendered, prefix: str) -> dict[str, An
         rel = path.relative_to(rendered.hls_dir).as_posix()
         content_type = ("application/vnd.apple.mpegurl" if path.suffix == ".m3u8"
                         else "video/iso.segment" if path.suffix == ".m4s" else "video/mp4")
-        total += ctx.storage.put_file(f"{prefix}{rel}", path, content_type).size
+        total += put(f"{prefix}{rel}", path, content_type).size
     top = rendered.hls["variants"][0]
     return {"name": "hls", "content_type": "application/vnd.apple.mpegurl", "width": top["width"],
             "height": top["height"], "bytes": total, "key": f"{prefix}{rendered.hls['master']}", "hls_prefix": prefix,
@@ -273,6 +313,7 @@ def _store_hls(ctx: JobContext, rendered: Rendered, prefix: str) -> dict[str, An
 
 
 _WORKDIR = re.compile(r"^media-[0-9a-f]+-p(\d+)-")
+_VERSION = re.compile(r"^v\d+-[0-9a-f]+$")  # a version folder under media/<id>/ (not "original", not "parts-…")
 
 
 def sweep_stale_workdirs(root: Path | None) -> int:

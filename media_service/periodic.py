@@ -1,5 +1,6 @@
 """A daemon thread that runs one round every ``interval`` seconds (the worker main process's background
-loops: the reconciler, the webhook deliverer). A round that fails is logged; the next one comes anyway."""
+loops: the reconciler, the webhook deliverer; a video job's early renditions). A round that fails is logged;
+the next one comes anyway."""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ class Periodic:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
+        """No more rounds; with ``wait``, also let a round in progress finish (up to that many seconds)."""
         self._stop.set()
+        if wait > 0 and self._thread.is_alive():
+            self._thread.join(wait)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -51,7 +51,8 @@ def state() -> WorkerState:
                           "tracks": settings.music_dirs}, PackStore(storage), settings.data_dir / "packs-cache",
                          settings.packs_refresh_seconds)
     return WorkerState(settings, JobContext(MediaRepo(db), storage, packs.current, settings.limits,
-                                            settings.max_attempts, timeout_errors=(SoftTimeLimitExceeded,)))
+                                            settings.max_attempts, timeout_errors=(SoftTimeLimitExceeded,),
+                                            lease_seconds=settings.processing_lease_seconds))
 
 
 def _open_storage() -> Storage:

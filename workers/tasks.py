@@ -23,6 +23,9 @@ log = logging.getLogger("workers.tasks")
 # A job that could not even reach the database (down, restarting) is tried again later, not dropped:
 # with backoff up to 30 s, for about a quarter of an hour.
 DB_RETRIES = 30
+# A duplicate message of a running job looks again every half lease for this many times (a 15 min video at
+# the default lease of 120 s is 15 looks); then it is dropped: the live attempt and the reconciler own it.
+BUSY_LOOKS = 60
 # A join that finds a part's result in the chord but not its objects in storage looks again this often, this
 # many times, before it calls the split failed (it should not happen: parts write done.json before returning).
 JOIN_LOOK_SECONDS, JOIN_LOOKS = 5, 24
@@ -65,6 +68,10 @@ def _run(task: Task, media_id: str) -> str:
     if outcome.status == "retry":
         retries = task.request.retries
         raise task.retry(countdown=min(60, 2 ** retries * 2), max_retries=ctx.max_attempts)
+    if outcome.status == "busy":
+        # A duplicate of a job that is running: look again after about a lease; it ends as "skipped" once that
+        # attempt publishes, or takes over if its worker dies (no heartbeat for a lease).
+        raise task.retry(countdown=max(1.0, ctx.lease_seconds / 2), max_retries=BUSY_LOOKS)
     return outcome.status
 
 

@@ -77,8 +77,11 @@ def _snapshot(svc: Svc, media_id: str, owner: str) -> dict[str, Any] | None:
     record = svc.repo.get(media_id, owner)
     if record is None:
         return None
+    partial = svc.repo.partial(media_id) if record.status == "processing" and record.kind == "video" else None
     return {"id": record.id, "status": record.status, "progress": round(record.progress, 4),
-            "error": {"code": record.error_code, "message": record.error_message} if record.error_code else None}
+            "error": {"code": record.error_code, "message": record.error_message} if record.error_code else None,
+            # Names of what is usable already while a video renders (GET /v1/media/{id} gives their URLs).
+            "usable": [r["name"] for r in partial.renditions] if partial is not None else []}
 
 
 @router.get("/v1/media/{media_id}/events", response_class=StreamingResponse,

@@ -263,22 +263,29 @@ def get_media(media_id: str, owner: Owner, svc: Svc) -> dict[str, Any]:
     record = svc.repo.get(media_id, owner)
     if record is None:
         raise NotFound()
-    return media_view(record, svc.storage, svc.settings.url_ttl_seconds, svc.hls)
+    partial = svc.repo.partial(media_id) if record.status == Status.PROCESSING.value else None
+    return media_view(record, svc.storage, svc.settings.url_ttl_seconds, svc.hls, partial)
 
 
 @router.get("/{media_id}/hls/{path:path}", include_in_schema=False)
 def hls_playlist(media_id: str, path: str, expires: int, sig: str, svc: Svc) -> Response:
     """A playlist of the media's HLS tree with every URI signed; the token in the query is the permission."""
     record = svc.repo.get(media_id)
-    if record is None or not record.version:
+    if record is None:
         raise NotFound()
-    if not svc.hls.verify(media_id, record.version, expires, sig):
-        raise NotFound("The link is invalid or has expired.")
     hls = next((r for r in record.renditions if r["name"] == "hls"), None)
-    if hls is None or not path.endswith(".m3u8") or ".." in path.split("/"):
+    if record.version and hls is not None and svc.hls.verify(media_id, record.version, expires, sig):
+        version, prefix = record.version, hls["hls_prefix"]
+    else:
+        # The growing playlist of a render in progress (media_service/early.py), under the version it will publish.
+        partial = svc.repo.partial(media_id)
+        if partial is None or not svc.hls.verify(media_id, partial.version, expires, sig):
+            raise NotFound("The link is invalid or has expired.")
+        version, prefix = partial.version, f"{media_prefix(media_id)}{partial.version}/hls/"
+    if not path.endswith(".m3u8") or ".." in path.split("/"):
         raise NotFound()
     try:
-        key = validate_key(hls["hls_prefix"] + path)
+        key = validate_key(prefix + path)
     except ValueError:
         raise NotFound() from None
     text = b"".join(svc.storage.iter_bytes(key)).decode("utf-8")
@@ -288,11 +295,13 @@ def hls_playlist(media_id: str, path: str, expires: int, sig: str, svc: Svc) -> 
     def sign_uri(uri: str) -> str:
         target = posixpath.normpath(base_dir + uri)
         if target.endswith(".m3u8"):
-            return svc.hls.url(media_id, record.version or "", target, expires)
-        return svc.storage.url(validate_key(hls["hls_prefix"] + target), expires_in=ttl)
+            return svc.hls.url(media_id, version, target, expires)
+        return svc.storage.url(validate_key(prefix + target), expires_in=ttl)
 
     body = rewrite_playlist(text, sign_uri)
-    return Response(body, media_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "private, max-age=60"})
+    # A growing playlist is reloaded by players every segment or so: it must not be cached for long.
+    cache = "no-store" if "#EXT-X-PLAYLIST-TYPE:EVENT" in text else "private, max-age=60"
+    return Response(body, media_type="application/vnd.apple.mpegurl", headers={"Cache-Control": cache})
 
 
 @router.post("/{media_id}/rerender", status_code=202)

@@ -8,6 +8,7 @@ from typing import Any
 
 from media_service.covers import CANDIDATE_ROLE, poster_time, requested_time
 from media_service.db import MediaRecord
+from media_service.db.models import PartialRenditions
 from media_service.storage import Storage
 from media_service.storage.signing import sign, verify
 
@@ -34,7 +35,8 @@ class HlsSigner:
         return verify(self.secret, self.scope(media_id, version), expires, sig)
 
 
-def media_view(record: MediaRecord, storage: Storage, ttl: int, hls: HlsSigner) -> dict[str, Any]:
+def media_view(record: MediaRecord, storage: Storage, ttl: int, hls: HlsSigner,
+               partial: PartialRenditions | None = None) -> dict[str, Any]:
     renditions = []
     # A complete set stays visible while the media is being rendered again (rerender): it is only replaced
     # when the new one is complete.
@@ -63,6 +65,9 @@ def media_view(record: MediaRecord, storage: Storage, ttl: int, hls: HlsSigner) 
         "renditions": renditions,
         "version": record.version,
         **({"cover": cover_view(record)} if record.kind == "video" else {}),
+        # While a video renders: what of the new version is usable already (poster, then the lowest rung as a
+        # growing HLS playlist); the complete set replaces it in "renditions" when the pass publishes.
+        **({"usable": usable_view(record.id, partial, storage, ttl, hls)} if record.kind == "video" else {}),
         "created_at": record.created_at.isoformat() if record.created_at else None,
         "updated_at": record.updated_at.isoformat() if record.updated_at else None,
     }
@@ -73,3 +78,19 @@ def cover_view(record: MediaRecord) -> dict[str, Any]:
     wanted, current = requested_time(record), poster_time(record)
     return {"time": wanted, "poster_time": current,
             "pending": bool(record.version) and current is not None and abs(current - wanted) > 1e-3}
+
+
+def usable_view(media_id: str, partial: PartialRenditions | None, storage: Storage, ttl: int, hls: HlsSigner
+                ) -> list[dict[str, Any]]:
+    if partial is None:
+        return []
+    expires = int(time.time()) + ttl
+    out = []
+    for r in partial.renditions:
+        public = {k: r[k] for k in (*PUBLIC_FIELDS, "short_side", "seconds", "ended") if k in r}
+        if "playlist" in r:
+            public["url"] = hls.url(media_id, partial.version, r["playlist"].removeprefix("hls/"), expires)
+        else:
+            public["url"] = storage.url(r["key"], expires_in=ttl, content_type=r["content_type"])
+        out.append(public)
+    return out

@@ -46,6 +46,19 @@ class MediaRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
+class PartialRenditions(Base):
+    """What of a render in progress is already usable (the poster, the lowest rung's HLS so far), stored
+    under the version it will publish; cleared when an attempt starts and when it publishes."""
+
+    __tablename__ = "partial_renditions"
+
+    media_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(64))
+    renditions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ApiKey(Base):
     """A client's API key, kept only as its SHA-256 (keys are random 256-bit tokens, so a fast hash is
     enough); the key itself is shown once, when it is made."""

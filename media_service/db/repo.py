@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from media_service.db.models import Base, MediaRecord, Status, utcnow
+from media_service.db.models import Base, MediaRecord, PartialRenditions, Status, utcnow
 from media_service.db.note_state import refresh_notes_of
 from media_service.db.outbox import record_event
 from media_service.errors import DatabaseUnavailable
@@ -74,13 +74,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _aware(moment: datetime) -> datetime:
+    # SQLite gives back naive datetimes (stored in UTC).
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Claim:
     """The outcome of claiming a record for processing."""
 
     record: MediaRecord | None
     attempt: int
-    reason: str  # "claimed", "gone", "done", "exhausted"
+    reason: str  # "claimed", "gone", "done", "exhausted", "busy" (a live attempt holds it: try again later)
 
     @property
     def ok(self) -> bool:
@@ -127,16 +132,22 @@ class MediaRepo:
                             .where(MediaRecord.kind == kind, MediaRecord.status == Status.QUEUED.value)).one()
             return int(row[0] or 0), row[1]
 
-    def claim(self, media_id: str, max_attempts: int) -> Claim:
+    def claim(self, media_id: str, max_attempts: int, lease_seconds: float = 0.0) -> Claim:
+        """A queued record, or a ``processing`` one whose attempt has not shown a sign of life (progress or a
+        heartbeat) for ``lease_seconds``: its worker is gone. A live attempt is never taken over (a duplicate
+        message is told "busy"); with ``lease_seconds`` 0 any processing record is taken."""
+        live = (MediaRecord.status == Status.PROCESSING.value) & (
+            MediaRecord.updated_at >= utcnow() - timedelta(seconds=lease_seconds))
         with self.db.session() as s:
             result = s.execute(
                 update(MediaRecord)
                 .where(MediaRecord.id == media_id, MediaRecord.status.in_(ACTIVE),
-                       MediaRecord.attempts < max_attempts)
+                       MediaRecord.attempts < max_attempts, *([~live] if lease_seconds > 0 else []))
                 .values(status=Status.PROCESSING.value, attempts=MediaRecord.attempts + 1, progress=0.0,
                         updated_at=utcnow())
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
+                s.execute(delete(PartialRenditions).where(PartialRenditions.media_id == media_id))
                 record_event(s, media_id)
             record = s.get(MediaRecord, media_id)
             if record is None:
@@ -145,9 +156,23 @@ class MediaRepo:
             s.expunge(record)
         if result.rowcount == 1:  # type: ignore[attr-defined]
             return Claim(record, record.attempts, "claimed")
+        if lease_seconds > 0 and record.status == Status.PROCESSING.value and record.updated_at is not None and \
+                _aware(record.updated_at) >= utcnow() - timedelta(seconds=lease_seconds):
+            return Claim(record, record.attempts, "busy")
         if record.status in ACTIVE:
             return Claim(record, record.attempts, "exhausted")
         return Claim(record, record.attempts, "done")
+
+    def touch(self, media_id: str, attempt: int) -> bool:
+        """The attempt's heartbeat (keeps its lease); False when it no longer owns the record."""
+        with self.db.session() as s:
+            result = s.execute(
+                update(MediaRecord)
+                .where(MediaRecord.id == media_id, MediaRecord.status == Status.PROCESSING.value,
+                       MediaRecord.attempts == attempt)
+                .values(updated_at=utcnow())
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def set_progress(self, media_id: str, attempt: int, progress: float) -> bool:
         """False when this attempt no longer owns the record (deleted, or taken over): time to stop."""
@@ -178,8 +203,46 @@ class MediaRepo:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LookupError(media_id)
+            s.execute(delete(PartialRenditions).where(PartialRenditions.media_id == media_id))
             record_event(s, media_id)
         return previous if previous != version else None
+
+    def add_partial(self, media_id: str, attempt: int, version: str, entries: list[dict[str, Any]]) -> bool:
+        """Renditions of the attempt in progress that are usable already (replacing any of the same name).
+        False when this attempt no longer owns the record."""
+        names = {e["name"] for e in entries}
+        with self.db.session() as s:
+            owned = s.execute(
+                update(MediaRecord)
+                .where(MediaRecord.id == media_id, MediaRecord.status == Status.PROCESSING.value,
+                       MediaRecord.attempts == attempt)
+                .values(updated_at=utcnow())
+            )
+            if owned.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            row = s.get(PartialRenditions, media_id)
+            if row is None or row.attempt != attempt or row.version != version:
+                if row is not None:
+                    s.delete(row)
+                    s.flush()
+                s.add(PartialRenditions(media_id=media_id, attempt=attempt, version=version, renditions=entries,
+                                        updated_at=utcnow()))
+            else:
+                row.renditions = [r for r in row.renditions if r["name"] not in names] + entries
+                row.updated_at = utcnow()
+            return True
+
+    def partial(self, media_id: str) -> PartialRenditions | None:
+        """The usable part of the render in progress, if the record is being rendered by that attempt."""
+        with self.db.session() as s:
+            found = s.execute(
+                select(PartialRenditions).join(MediaRecord, MediaRecord.id == PartialRenditions.media_id)
+                .where(PartialRenditions.media_id == media_id, MediaRecord.status == Status.PROCESSING.value,
+                       MediaRecord.attempts == PartialRenditions.attempt)
+            ).scalar_one_or_none()
+            if found is not None:
+                s.expunge(found)
+            return found
 
     def fail(self, media_id: str, code: str, message: str, *, attempt: int | None = None,
              source: dict[str, Any] | None = None) -> bool:
@@ -262,5 +325,6 @@ class MediaRepo:
                 return None
             s.expunge(record)
             s.execute(delete(MediaRecord).where(MediaRecord.id == media_id))
+            s.execute(delete(PartialRenditions).where(PartialRenditions.media_id == media_id))
             refresh_notes_of(s, media_id)  # a note missing an item has failed
             return record

@@ -39,6 +39,7 @@ from media_service.limits import DEFAULT_LIMITS, Limits
 from media_service.packs import PackRegistry
 from media_service.pipeline.video import (
     AUDIO_BITRATE,
+    COVER_FRAMES_FILE,
     GOP_SECONDS,
     PREVIEW_SECONDS,
     VideoJob,
@@ -47,6 +48,7 @@ from media_service.pipeline.video import (
     _with_global_args,
     analyse_loudness,
     collect,
+    cover_samples_output,
     encode,
     output_fps,
     plan_audio,
@@ -227,12 +229,16 @@ def render_segment(source: Path, facts: VideoFacts, recipe: Recipe, registry: Pa
     for i, rung in enumerate(job.rungs):
         v = _rung(split[i], rung.width, rung.height, job.top)
         outputs.append(ffmpeg.output(v, f"{rung.name}.mp4", format="mp4", **video_encoder_options(job, rung)))
+    # This segment's cover samples, on the whole video's grid: the join concatenates them in order.
+    outputs.append(cover_samples_output(job, split[len(job.rungs)], piece.first))
     job.argv = _with_global_args(ffmpeg.merge_outputs(*outputs).compile(),
                                  ["-nostdin", "-hide_banner", "-nostats", "-y", "-progress", "pipe:1"])
     planned = time.perf_counter()
     encode(job)
     done = time.perf_counter()
     files = {f"{r.name}.mp4": workdir / f"{r.name}.mp4" for r in job.rungs}
+    if (workdir / COVER_FRAMES_FILE).exists():
+        files[COVER_FRAMES_FILE] = workdir / COVER_FRAMES_FILE
     for name, path in files.items():
         if not path.exists():
             raise ValueError(f"ffmpeg wrote no {name}")
@@ -309,6 +315,13 @@ def join_segments(workdir: Path, facts: VideoFacts, recipe: Recipe, registry: Pa
     job.fps, job.duration = plan.fps, plan.duration
     crop_w, crop_h = _crop_size(facts, recipe)
     job.rungs = [r for r in video_ladder(crop_w, crop_h) if r.name in plan.rungs]
+    job.top = (job.rungs[0].width, job.rungs[0].height)
+    # The segments' cover samples, in order, are the one pass's (collect scores them).
+    with (workdir / COVER_FRAMES_FILE).open("wb") as samples:
+        for piece in plan.pieces:
+            part = workdir / plan.local_name(piece.name, COVER_FRAMES_FILE)
+            if part.exists():
+                samples.write(part.read_bytes())
     audio_in = None
     if plan.has_audio:
         audio_in = ffmpeg.input(AUDIO_FILE, **input_options(SEGMENT_DEMUXERS))

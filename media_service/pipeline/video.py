@@ -453,6 +453,21 @@ def cover_sample_size(top: tuple[int, int]) -> tuple[int, int]:
     return rung.width, rung.height
 
 
+def cover_samples_output(job: VideoJob, node: Any, first_frame: int = 0) -> Any:
+    """Small RGB frames of the edited video (look and stickers on), scored after the pass: candidates are what
+    the video really shows, and sampling costs a scale of one frame in fifteen. Every n-th frame (counted from
+    the video's start: a segment starting at ``first_frame`` samples the same grid), not the fps filter,
+    which keeps the last frame of each tick's window, ≈¼ s late."""
+    sw, sh = cover_sample_size(job.top)
+    step = cover_sample_step(job)
+    frames = (node.filter("select", f"not(mod(n+{first_frame % step},{step}))" if first_frame % step
+                          else f"not(mod(n,{step}))")
+              .filter("scale", sw, sh, flags=EXACT_RGB, in_color_matrix="bt709", in_range="tv")
+              .filter("format", "rgb24"))
+    # passthrough: only the selected frames, never duplicates to fill the gaps between them.
+    return ffmpeg.output(frames, COVER_FRAMES_FILE, format="rawvideo", fps_mode="passthrough", map_metadata=-1)
+
+
 def plan_outputs(job: VideoJob) -> None:
     branches = 2 + len(job.rungs) + (1 if job.cover_candidates else 0)
     split = job.video.split()
@@ -484,7 +499,9 @@ def plan_outputs(job: VideoJob) -> None:
     stills = len(job.rungs)  # the poster's branch; the preview's is next
     poster = _to_rgb(video_branches[stills].filter("trim", start=f"{cover:.3f}").filter("setpts", "PTS-STARTPTS")
                      .filter("trim", end_frame=1))
-    outputs.append(ffmpeg.output(poster, "poster.png", frames=1, update=1, map_metadata=-1))
+    # threads=1: the PNG encoder is frame-threaded and would hold its one frame until the end of the pass;
+    # written at once, the poster is usable while the rungs are still encoding (media_service/early.py).
+    outputs.append(ffmpeg.output(poster, "poster.png", frames=1, update=1, threads=1, map_metadata=-1))
     # The feed preview: 3 s of animated WebP from the cover time on (or the last 3 s).
     p_start = max(0.0, min(cover, job.duration - PREVIEW_SECONDS))
     pw, ph = (video_ladder(*job.top, rungs=(PREVIEW_SHORT_SIDE,))[0].width,
@@ -497,16 +514,7 @@ def plan_outputs(job: VideoJob) -> None:
                                                               "lossless": 0, "compression_level": 3,
                                                               "map_metadata": -1}))
     if job.cover_candidates:
-        # Small RGB frames of the edited video (look and stickers on), scored after the pass: candidates are
-        # what the video really shows, and sampling costs a scale of one frame in fifteen.
-        # Every n-th frame, not the fps filter: that keeps the last frame of each tick's window, ≈¼ s late.
-        sw, sh = cover_sample_size(job.top)
-        frames = (video_branches[2 + len(job.rungs)].filter("select", f"not(mod(n,{cover_sample_step(job)}))")
-                  .filter("scale", sw, sh, flags=EXACT_RGB, in_color_matrix="bt709", in_range="tv")
-                  .filter("format", "rgb24"))
-        # passthrough: only the selected frames, never duplicates to fill the gaps between them.
-        outputs.append(ffmpeg.output(frames, COVER_FRAMES_FILE, format="rawvideo", fps_mode="passthrough",
-                                     map_metadata=-1))
+        outputs.append(cover_samples_output(job, video_branches[2 + len(job.rungs)]))
     job.argv = _with_global_args(ffmpeg.merge_outputs(*outputs).compile(),
                                  ["-nostdin", "-hide_banner", "-nostats", "-y", "-progress", "pipe:1"])
 
@@ -591,9 +599,10 @@ def collect_cover_candidates(job: VideoJob) -> None:
     """The best frames of the sampled edited video as small WebP stills (``cover-<n>.webp``), each with its
     time and scores; the client picks one (PUT /v1/media/{id}/cover) and the poster is rendered there."""
     path = job.workdir / COVER_FRAMES_FILE
+    if not path.exists():
+        return
     w, h = cover_sample_size(job.top)
-    size = w * h * 3
-    count = path.stat().st_size // size if path.exists() else 0
+    count = path.stat().st_size // (w * h * 3)
     if count == 0:
         return
     frames = np.memmap(path, dtype=np.uint8, mode="r", shape=(count, h, w, 3))

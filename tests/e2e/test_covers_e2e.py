@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from media_service.client import MediaClient
 from tests.e2e.conftest import Stack
 from tests.e2e.test_photo_e2e import ALICE, BOB, portrait_photo, wait_terminal
 from tests.support.video import make_video
@@ -40,9 +41,8 @@ def test_cover_candidates_and_choosing_one(stack: Stack, tmp_path: Path) -> None
     assert not any(x["name"].startswith("cover-") for x in body["renditions"])  # listed by /covers only
     old_poster = next(x for x in body["renditions"] if x["name"] == "poster.jpg")
 
-    covers = httpx.get(f"{stack.base_url}/v1/media/{media_id}/covers", headers=ALICE, timeout=10)
-    assert covers.status_code == 200, covers.text
-    items = covers.json()["items"]
+    client = MediaClient(stack.base_url, "alice-key")
+    items = client.covers(media_id)
     assert len(items) >= 3
     assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
     assert all(0 <= i["time"] < 4 and set(i["scores"]) == {"sharpness", "exposure", "faces", "cut_distance"}
@@ -50,20 +50,20 @@ def test_cover_candidates_and_choosing_one(stack: Stack, tmp_path: Path) -> None
     pick = next(i for i in items if abs(i["time"] - 0.5) > 1.0)
     thumb = image_at(pick["url"])
     assert thumb.shape[:2] == (pick["height"], pick["width"])
-    assert len(httpx.get(f"{stack.base_url}/v1/media/{media_id}/covers?n=2", headers=ALICE).json()["items"]) == 2
+    assert len(client.covers(media_id, n=2)) == 2
 
-    chosen = httpx.put(f"{stack.base_url}/v1/media/{media_id}/cover", headers=ALICE,
-                       json={"candidate": pick["index"]}, timeout=10)
-    assert chosen.status_code == 202, chosen.text
-    assert chosen.json()["status"] == "ready"  # it keeps serving meanwhile
-    assert chosen.json()["cover"]["time"] == pick["time"]
+    chosen = client.choose_cover(media_id, candidate=pick["index"])
+    assert chosen.status == "ready"  # it keeps serving meanwhile
+    assert chosen.cover is not None and chosen.cover["time"] == pick["time"]
     deadline = time.monotonic() + 60
     while True:
-        now = httpx.get(f"{stack.base_url}/v1/media/{media_id}", headers=ALICE, timeout=10).json()
-        if not now["cover"]["pending"]:
+        media = client.get(media_id)
+        now = media.raw
+        if media.cover is not None and not media.cover["pending"]:
             break
         assert time.monotonic() < deadline, stack.worker.tail()
         time.sleep(0.2)
+    client.close()
     assert now["cover"]["poster_time"] == pick["time"] and now["version"] == body["version"]
     poster = next(x for x in now["renditions"] if x["name"] == "poster.jpg")
     assert poster["url"].split("?")[0] != old_poster["url"].split("?")[0]

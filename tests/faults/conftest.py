@@ -127,6 +127,8 @@ class FaultStack:
             "MEDIA_UPLOAD_RATE_PER_MINUTE": "5000",
             "MEDIA_RATE_LIMIT_PER_MINUTE": "50000",
             "MEDIA_RECONCILE_SECONDS": "2",
+            # A killed job's record is taken over once it has not beaten for this long (a live one never is).
+            "MEDIA_PROCESSING_LEASE_SECONDS": "6",
             # Long enough that a backlog in these tests is not taken for lost messages (the reconciler's own test
             # lowers it).
             "MEDIA_STUCK_QUEUED_SECONDS": "600",

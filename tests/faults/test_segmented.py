@@ -53,8 +53,10 @@ def _watch_progress(stack: FaultStack, media_id: str, seen: list[float], stop: t
 
 def _check_joined(stack: FaultStack, media_id: str, tmp_path: Path) -> None:
     row = stack.rows()[media_id]
-    names = {r["name"]: r for r in row["renditions"]}
+    names = {r["name"]: r for r in row["renditions"] if r.get("role") != "cover_candidate"}
     assert set(names) == {"360p.mp4", "hls", "poster.webp", "poster.jpg", "preview.webp"}
+    # Cover candidates too: each segment sampled its frames, the join scored them.
+    assert len([r for r in row["renditions"] if r.get("role") == "cover_candidate"]) == 6
     path = tmp_path / "360p.mp4"
     stack.storage.get_to_file(names["360p.mp4"]["key"], path)
     info = probe(path)

@@ -222,3 +222,14 @@ def test_hls_poster_and_preview_like_one_pass(renders: Renders) -> None:
     with Image.open(out(renders.joined, "preview.webp")) as p:
         assert getattr(p, "n_frames", 1) == 36  # 3 s at 12 fps
 
+
+
+def test_cover_candidates_are_the_one_pass_ones(renders: Renders) -> None:
+    """Each segment samples its frames on the whole video's grid; joined, they score as one pass's do."""
+    def candidates(job: object) -> list[tuple[float, float]]:
+        info = job.outputs_info  # type: ignore[attr-defined]
+        return [(info[n]["time"], info[n]["score"]) for n in sorted(info) if n.startswith("cover-")]
+
+    single, joined = candidates(renders.single), candidates(renders.joined)
+    assert len(single) == 6 and [t for t, _ in joined] == [t for t, _ in single]
+    assert [s for _, s in joined] == pytest.approx([s for _, s in single], abs=0.02)

@@ -184,7 +184,8 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 def test_dockerfile_base_tools_and_user() -> None:
     instructions = dockerfile_instructions()
-    assert instructions[0] == ("FROM", "python:3.11-slim-bookworm")
+    stages = [rest for keyword, rest in instructions if keyword == "FROM"]
+    assert stages == ["node:20-bookworm-slim AS web", "python:3.11-slim-bookworm"]  # the page's bundle, the image
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
     assert "apt-get install" in runs and " ffmpeg" in runs and "rm -rf /var/lib/apt/lists" in runs
     assert "pip install ." in runs
@@ -195,11 +196,15 @@ def test_dockerfile_base_tools_and_user() -> None:
 def test_dockerfile_copies_only_what_exists() -> None:
     copies = [rest.split() for keyword, rest in dockerfile_instructions() if keyword == "COPY"]
     assert copies
-    sources = [src for args in copies for src in args[:-1] if not src.startswith("--")]
+    # From the build context (not from an earlier stage: COPY --from=web takes the page's bundle).
+    sources = [src for args in copies if not args[0].startswith("--from") for src in args[:-1]
+               if not src.startswith("--")]
+    assert ["--from=web", "/src/media_service/api/demo_static", "./media_service/api/demo_static"] in copies
     for src in sources:
         assert (REPO / src).exists(), src  # the build context is the repository root (compose: context ..)
     # Everything the package needs to install and run: the code, the packs it serves by default.
-    for needed in ("pyproject.toml", "README.md", "media_service", "workers", "filters", "stickers", "music"):
+    for needed in ("pyproject.toml", "README.md", "media_service", "workers", "filters", "stickers", "music",
+                   "web/package-lock.json", "web/src"):
         assert needed in sources, needed
     ignored = (DOCKER / "Dockerfile.dockerignore").read_text().split()
     assert not set(sources) & set(ignored)

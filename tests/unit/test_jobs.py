@@ -147,3 +147,39 @@ def test_worker_checks_video_caps_again(ctx: JobContext, tmp_path: Path) -> None
     outcome = process_media(ctx, "v1")
     assert outcome.status == "failed" and outcome.error is not None and outcome.error.code == "video_too_large"
     assert ctx.storage.list_keys(media_prefix("v1")) == [original_key("v1")]
+
+
+def test_a_live_attempt_is_not_taken_over_a_silent_one_is(ctx: JobContext) -> None:
+    """A duplicate message for a record whose job is alive (beating within the lease) is told "busy" and
+    leaves it alone, even on the last attempt; once the job has been silent for a lease, a message takes over."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from media_service.db.models import utcnow
+
+    add(ctx, b"x")
+    first = ctx.repo.claim("m1", 2, lease_seconds=30)
+    assert first.reason == "claimed"
+    assert ctx.repo.claim("m1", 2, lease_seconds=30).reason == "busy"
+    assert ctx.repo.touch("m1", first.attempt)
+    with ctx.repo.db.session() as s:  # the job's worker died: no heartbeat since 31 s ago
+        s.execute(update(MediaRecord).where(MediaRecord.id == "m1").values(updated_at=utcnow() - timedelta(seconds=31)))
+    second = ctx.repo.claim("m1", 2, lease_seconds=30)
+    assert second.reason == "claimed" and second.attempt == 2
+    assert not ctx.repo.touch("m1", first.attempt)  # the dead attempt, were it to beat again, learns it lost
+    assert ctx.repo.claim("m1", 2, lease_seconds=30).reason == "busy"  # the last attempt, alive: not "exhausted"
+    with ctx.repo.db.session() as s:
+        s.execute(update(MediaRecord).where(MediaRecord.id == "m1").values(updated_at=utcnow() - timedelta(seconds=31)))
+    assert ctx.repo.claim("m1", 2, lease_seconds=30).reason == "exhausted"
+
+
+def test_a_duplicate_message_waits_for_the_running_job(ctx: JobContext) -> None:
+    import dataclasses
+
+    add(ctx, save_jpeg(quadrant_image(64, 48), ctx.tmp_root / "p.jpg").read_bytes())  # type: ignore[operator]
+    leased = dataclasses.replace(ctx, lease_seconds=30)
+    assert ctx.repo.claim("m1", 3, lease_seconds=30).reason == "claimed"  # another worker runs it
+    assert process_media(leased, "m1").status == "busy"
+    record = ctx.repo.get("m1")
+    assert record is not None and record.status == "processing" and record.attempts == 1
