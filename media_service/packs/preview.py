@@ -31,8 +31,9 @@ from media_service.ffmpeg.runner import run_tool
 from media_service.ffmpeg.safety import AUDIO_DEMUXERS, input_args
 from media_service.geometry import Box
 from media_service.imaging.overlay import PlacedSticker, place_stickers
-from media_service.packs.registry import Look, PackRegistry, StickerItem, Track
-from media_service.packs.validate import pack_dirs, validate
+from media_service.packs.loudness import SILENCE
+from media_service.packs.registry import Look, PackRegistry, StickerItem, Track, pack_folders
+from media_service.packs.validate import validate
 from media_service.pipeline import image as photo_pipeline
 from media_service.pipeline import video as video_pipeline
 from media_service.probe import VideoFacts, probe_video
@@ -82,13 +83,6 @@ class Photo:
     name: str
     path: Path
     image: Image.Image  # RGB, sRGB, long side at most PHOTO_SIDE, as the photo pipeline prepared it
-
-
-@dataclass(frozen=True)
-class TrackMeasure:
-    samples: NDArray[np.int16]  # (frames, 2): stereo at WAVE_RATE
-    integrated_lufs: float | None
-    true_peak_dbtp: float | None
 
 
 @dataclass
@@ -300,21 +294,14 @@ def animation_seconds(registry: PackRegistry, item: StickerItem) -> float:
 # --- tracks ---------------------------------------------------------------------------------------
 
 
-def _summary_value(stderr: str, pattern: str) -> float | None:
-    match = re.search(pattern, stderr[stderr.rfind("Summary:"):])
-    return float(match.group(1)) if match and match.group(1) != "-inf" else None
-
-
-def measure_track(path: Path) -> TrackMeasure:
-    """PCM for the waveform, integrated loudness and true peak (EBU R128), in one ffmpeg run."""
+def track_samples(path: Path) -> NDArray[np.int16]:
+    """The track as stereo PCM at WAVE_RATE, (frames, 2), for its waveform. Its loudness is not measured
+    again: the sheet shows what validation measured and stored, the figures the video pipeline levels by."""
     result = run_tool(["ffmpeg", "-nostdin", "-hide_banner", "-nostats", *input_args(AUDIO_DEMUXERS), "-i", str(path),
-                       "-vn", "-af", f"ebur128=peak=true:framelog=verbose,aformat=sample_fmts=s16:"
-                                     f"sample_rates={WAVE_RATE}:channel_layouts=stereo",
+                       "-vn", "-af", f"aformat=sample_fmts=s16:sample_rates={WAVE_RATE}:channel_layouts=stereo",
                        "-f", "s16le", "pipe:1"], timeout=120, classify=classify)
     pcm = np.frombuffer(result.stdout, dtype="<i2")
-    samples = pcm[: pcm.size // 2 * 2].reshape(-1, 2).astype(np.int16)
-    return TrackMeasure(samples, _summary_value(result.stderr, r"I:\s+(-?[\d.]+|-inf) LUFS"),
-                        _summary_value(result.stderr, r"Peak:\s+(-?[\d.]+|-inf) dBFS"))
+    return pcm[: pcm.size // 2 * 2].reshape(-1, 2).astype(np.int16)
 
 
 def column_levels(samples: NDArray[np.int16], columns: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -329,7 +316,7 @@ def column_levels(samples: NDArray[np.int16], columns: int) -> tuple[NDArray[np.
     return peak, rms
 
 
-def waveform(measure: TrackMeasure, duration: float, loop: tuple[float, float] | None,
+def waveform(samples: NDArray[np.int16], duration: float, loop: tuple[float, float] | None,
              size: tuple[int, int]) -> Image.Image:
     w, h = size
     img = Image.new("RGB", size, PANEL)
@@ -337,7 +324,7 @@ def waveform(measure: TrackMeasure, duration: float, loop: tuple[float, float] |
     if loop is not None and duration > 0:
         x0, x1 = (round(t / duration * (w - 1)) for t in loop)
         draw.rectangle((x0, 0, x1, h - 1), fill=LOOP_FILL)
-    peak, rms = column_levels(measure.samples, w)
+    peak, rms = column_levels(samples, w)
     mid = (h - 1) / 2
     for x, (p, r) in enumerate(zip(peak, rms, strict=True)):
         draw.line((x, round(mid - p * mid), x, round(mid + p * mid)), fill=WAVE_PEAK)
@@ -555,23 +542,24 @@ def grid(tiles: Sequence[Section], gap: int = 24) -> Section:
     return Section(img, cells)
 
 
-def track_row(track: Track, measure: TrackMeasure, fonts: Fonts) -> Section:
+def track_row(track: Track, samples: NDArray[np.int16], fonts: Fonts) -> Section:
     label_h, axis_h = 42, 18
     img, draw = blank(label_h + WAVE_HEIGHT + axis_h + 12)
     runs = title_runs(track.id, track.title.en, track.title.zh, fonts)
     runs.append((f"   {track.artist} · {track.license} · pack {track.pack.id} {track.pack.version}", fonts.small, DIM))
     draw_runs(draw, (MARGIN, 3), runs, SHEET_WIDTH - MARGIN)
-    lufs = "silent" if measure.integrated_lufs is None else f"{measure.integrated_lufs:.1f} LUFS integrated"
-    peak = "-inf" if measure.true_peak_dbtp is None else f"{measure.true_peak_dbtp:.1f}"
+    loud = track.loudness
+    lufs = "silent" if loud.integrated <= SILENCE else f"{loud.integrated:.1f} LUFS integrated"
+    peak = "-inf" if loud.true_peak <= SILENCE else f"{loud.true_peak:.1f}"
     stats: list[tuple[str, Font, Colour]] = [(f"{clock(track.duration)} long · {lufs} · ", fonts.label, TEXT),
                                              (f"true peak {peak} dBTP", fonts.label,
-                                              AMBER if (measure.true_peak_dbtp or -99) > -1.0 else TEXT)]
+                                              AMBER if loud.true_peak > -1.0 else TEXT)]
     loop = (f" · loop {clock(track.loop[0])}–{clock(track.loop[1])}" if track.loop
             else " · no loop region: the whole track repeats")
     stats.append((loop, fonts.label, LOOP_EDGE if track.loop else DIM))
     draw_runs(draw, (MARGIN, 21), stats, SHEET_WIDTH - MARGIN)
     box = Box(MARGIN, label_h, INNER_WIDTH, WAVE_HEIGHT)
-    img.paste(waveform(measure, track.duration, track.loop, (box.width, box.height)), (box.left, box.top))
+    img.paste(waveform(samples, track.duration, track.loop, (box.width, box.height)), (box.left, box.top))
     step = tick_step(track.duration)
     t = 0.0
     while t <= track.duration:
@@ -633,7 +621,7 @@ def _track_sections(registry: PackRegistry, pool: ThreadPoolExecutor, fonts: Fon
     tracks = list(registry.tracks.values())
     if not tracks:
         return
-    measures = gather(pool, {t.id: partial(measure_track, t.path) for t in tracks})
+    measures = gather(pool, {t.id: partial(track_samples, t.path) for t in tracks})
     yield section_heading(f"Music ({len(tracks)}): peak (dark) and RMS (light) waveform, loop region in green",
                           fonts)
     for track in tracks:
@@ -662,7 +650,7 @@ def build_sheet(paths: Sequence[Path], photos_dir: Path | None = None, *, fonts:
 
 
 def paths_without_packs(paths: Sequence[Path]) -> list[Path]:
-    return [p for p in paths if not pack_dirs([p])]
+    return [p for p in paths if not pack_folders([p])]
 
 
 def write_sheet(sheet: Sheet, output: Path) -> Path:

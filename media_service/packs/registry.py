@@ -188,11 +188,17 @@ class PackRegistry:
 Problems = list[PackError] | None
 
 
-def pack_folders(roots: Iterable[Path], zip_cache: Path | None = None, problems: Problems = None) -> list[Path]:
-    """The pack folders under each root (a root holds pack folders and pack .zip archives; it may also be
-    one .zip). A broken archive raises, or (validating) is recorded and skipped."""
+def pack_folders(roots: Iterable[Path], zip_cache: Path | None = None, problems: Problems = None,
+                 shown_as: dict[Path, str] | None = None) -> list[Path]:
+    """The pack folders of each root: a root is a pack folder itself (it has pack.toml), one pack .zip, or a
+    folder of pack folders and pack .zip archives (like filters/). A broken archive raises, or (validating)
+    is recorded and skipped. ``shown_as`` learns, for each archive's extracted folder, how to name it in a
+    problem (``pack.zip:<folder>``)."""
     dirs: list[Path] = []
     for root in roots:
+        if (root / "pack.toml").exists():
+            dirs.append(root)
+            continue
         if root.is_file() and root.suffix.lower() == ".zip":
             archives = [root]
         elif root.is_dir():
@@ -202,11 +208,15 @@ def pack_folders(roots: Iterable[Path], zip_cache: Path | None = None, problems:
             continue
         for archive in archives:
             try:
-                dirs.append(unpacked(archive, zip_cache))
+                folder = unpacked(archive, zip_cache)
             except PackError as problem:
                 if problems is None:
                     raise
                 problems.append(problem)
+                continue
+            dirs.append(folder)
+            if shown_as is not None:
+                shown_as[folder] = f"{archive}:{folder.name}"
     return dirs
 
 

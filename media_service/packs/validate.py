@@ -6,38 +6,8 @@ import tomllib
 from pathlib import Path
 
 from media_service.errors import PackError
-from media_service.packs.archive import unpacked
 from media_service.packs.manifest import KINDS
-from media_service.packs.registry import PackRegistry, load_packs
-
-
-def pack_dirs(paths: list[Path], problems: list[PackError] | None = None,
-              shown_as: dict[Path, str] | None = None) -> list[Path]:
-    """A path is a pack folder (it has pack.toml), a pack .zip, or a folder of those (like filters/).
-    ``shown_as`` learns, for each archive's extracted folder, how to name it in a problem."""
-    out: list[Path] = []
-    for path in paths:
-        if (path / "pack.toml").exists():
-            out.append(path)
-            continue
-        archives: list[Path] = []
-        if path.is_file() and path.suffix.lower() == ".zip":
-            archives = [path]
-        elif path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if (p / "pack.toml").exists()))
-            archives = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".zip")
-        for archive in archives:
-            try:
-                folder = unpacked(archive)
-            except PackError as problem:
-                if problems is None:
-                    raise
-                problems.append(problem)
-                continue
-            out.append(folder)
-            if shown_as is not None:
-                shown_as[folder] = f"{archive}:{folder.name}"
-    return out
+from media_service.packs.registry import PackRegistry, load_packs, pack_folders
 
 
 def kind_of(pack_dir: Path) -> str:
@@ -53,7 +23,7 @@ def kind_of(pack_dir: Path) -> str:
 def validate(paths: list[Path]) -> tuple[PackRegistry, list[PackError]]:
     problems: list[PackError] = []
     shown_as: dict[Path, str] = {}
-    dirs = pack_dirs(paths, problems, shown_as)
+    dirs = pack_folders(paths, None, problems, shown_as)
     missing = [p for p in paths if not p.exists()]
     problems += [PackError(str(p), None, "no such file or folder") for p in missing]
     if not dirs and not missing and not problems:

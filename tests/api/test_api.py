@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from media_service.api import create_app
 from media_service.config import Settings
 from tests.support.media import png_bomb, quadrant_image, save_jpeg
 from tests.support.packs import write_look_pack, write_music_pack, write_sticker_pack
@@ -31,12 +30,6 @@ def settings(tmp_path: Path) -> Settings:
         music_dirs=[write_music_pack(tmp_path / "m")],
         limits={"max_upload_bytes": 3_000_000},
     )
-
-
-@pytest.fixture()
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 @pytest.fixture()

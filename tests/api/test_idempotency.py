@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from media_service.api import create_app
 from media_service.config import Settings
 from tests.support.media import quadrant_image, save_jpeg
 from tests.support.packs import write_look_pack, write_sticker_pack
@@ -26,12 +24,6 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", api_keys="alice-key=alice,bob-key=bob",
                     filters_dirs=[write_look_pack(tmp_path / "f")], stickers_dirs=[write_sticker_pack(tmp_path / "s")],
                     music_dirs=[])
-
-
-@pytest.fixture()
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 @pytest.fixture()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from media_service.api import create_app
 from media_service.config import Settings
 from tests.support.media import quadrant_image, save_jpeg
 from tests.support.video import make_video
@@ -22,12 +20,6 @@ BOB = {"Authorization": "Bearer bob-key"}
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", api_keys="alice-key=alice,bob-key=bob", filters_dirs=[],
                     stickers_dirs=[], music_dirs=[])
-
-
-@pytest.fixture()
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def upload(c: TestClient, tmp_path: Path, size: tuple[int, int] = (600, 800), recipe: dict[str, object] | None = None,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import logging
 import socket
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
 from media_service import logs
-from media_service.api import create_app
 from media_service.config import Settings
 from media_service.db import Database, MediaRecord
 from media_service.db.models import utcnow
@@ -32,12 +30,6 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", api_keys="alice-key=alice",
                     filters_dirs=[write_look_pack(tmp_path / "f")], stickers_dirs=[write_sticker_pack(tmp_path / "s")],
                     music_dirs=[write_music_pack(tmp_path / "m")])
-
-
-@pytest.fixture()
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 @pytest.fixture()

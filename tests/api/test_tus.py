@@ -8,7 +8,6 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,12 +29,6 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", api_keys="alice-key=alice,bob-key=bob",
                     filters_dirs=[write_look_pack(tmp_path / "f")], stickers_dirs=[write_sticker_pack(tmp_path / "s")],
                     music_dirs=[], limits={"max_upload_bytes": 3_000_000})
-
-
-@pytest.fixture()
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 @pytest.fixture()

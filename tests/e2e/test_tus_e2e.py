@@ -4,13 +4,8 @@ from there (not from zero), and the upload ends as a queued media record."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import selectors
-import socket
-import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,77 +15,13 @@ import pytest
 from PIL import Image
 from tusclient import client as tus
 
+from tests.support.faults import TcpProxy
 from tests.support.procs import Proc, media_service, running, wait_http
 from tests.support.s3server import free_port
 
 pytestmark = pytest.mark.e2e
 HOST = "127.0.0.1"
 AUTH = {"Authorization": "Bearer tus-key"}
-
-
-class DroppingProxy:
-    """Forwards to the API and counts the bytes clients send; the first connection is reset once it has
-    carried ``drop_after`` bytes towards the server (a phone leaving Wi-Fi)."""
-
-    def __init__(self, target_port: int, drop_after: int) -> None:
-        self.target = (HOST, target_port)
-        self.drop_after = drop_after
-        self.sent = 0
-        self.drops = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.listener = socket.create_server((HOST, 0))
-        self.listener.settimeout(0.2)
-        self.port: int = self.listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.listener.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                continue
-            upstream = socket.create_connection(self.target, timeout=5)
-            threading.Thread(target=self._pipe, args=(conn, upstream), daemon=True).start()
-
-    def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
-        sel = selectors.DefaultSelector()
-        sel.register(client, selectors.EVENT_READ, upstream)
-        sel.register(upstream, selectors.EVENT_READ, client)
-        try:
-            while not self._stop.is_set():
-                for key, _ in sel.select(timeout=0.5):
-                    src: socket.socket = key.fileobj  # type: ignore[assignment]
-                    data = src.recv(65536)
-                    if not data:
-                        return
-                    if src is client:
-                        with self._lock:
-                            if self.drops == 0 and self.sent + len(data) >= self.drop_after:
-                                keep = self.drop_after - self.sent
-                                upstream.sendall(data[:keep])
-                                self.sent += keep
-                                self.drops += 1
-                                return  # both ends closed below, mid-body
-                            self.sent += len(data)
-                    key.data.sendall(data)
-        except OSError:
-            return
-        finally:
-            # The client sees a reset; the server sees the stream end mid-body after the bytes already sent
-            # (a reset towards it would make its kernel drop what it had not yet read).
-            with contextlib.suppress(OSError):
-                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            client.close()
-            with contextlib.suppress(OSError):
-                upstream.shutdown(socket.SHUT_WR)
-            upstream.close()
 
 
 @pytest.fixture()
@@ -116,7 +47,7 @@ def test_an_upload_cut_at_60_percent_resumes_from_the_server_offset(api: tuple[i
     port, proc = api
     data = noisy_jpeg(tmp_path / "big.jpg")
     assert len(data) > 1_000_000
-    proxy = DroppingProxy(port, drop_after=int(len(data) * 0.6))
+    proxy = TcpProxy(HOST, port, drop_after=int(len(data) * 0.6)).start()
     try:
         client = tus.TusClient(f"http://{HOST}:{proxy.port}/v1/uploads", headers=AUTH)
         # One PATCH for the whole file: the cut lands in its body; tuspy then HEADs and PATCHes the rest.

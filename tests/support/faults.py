@@ -67,11 +67,17 @@ class RedisServer:
 
 
 class TcpProxy:
-    """Forwards HOST:port to a target. ``cut()`` resets every open connection and refuses new ones until
-    ``restore()``: to a client, the server went away."""
+    """Forwards HOST:port to a target and counts the bytes clients send (``sent``). ``cut()`` resets every
+    open connection and refuses new ones until ``restore()``: to a client, the server went away. With
+    ``drop_after``, the first connection that has carried that many bytes towards the target is dropped
+    there, mid-request (a phone leaving Wi-Fi): the client sees a reset, the server the stream end after the
+    bytes already sent."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, drop_after: int | None = None) -> None:
         self.target = (target_host, target_port)
+        self.drop_after = drop_after
+        self.sent = 0
+        self.drops = 0
         self.port = free_port()
         self._up = threading.Event()
         self._up.set()
@@ -114,9 +120,11 @@ class TcpProxy:
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
 
     def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        """``a``: the client, ``b``: the target."""
         sel = selectors.DefaultSelector()
         sel.register(a, selectors.EVENT_READ, b)
         sel.register(b, selectors.EVENT_READ, a)
+        dropped = False
         try:
             while not self._stop.is_set():
                 for key, _ in sel.select(timeout=0.5):
@@ -124,11 +132,28 @@ class TcpProxy:
                     data = src.recv(65536)
                     if not data:
                         return
+                    if src is a:
+                        with self._lock:
+                            if (self.drop_after is not None and self.drops == 0
+                                    and self.sent + len(data) >= self.drop_after):
+                                keep = self.drop_after - self.sent
+                                b.sendall(data[:keep])
+                                self.sent += keep
+                                self.drops += 1
+                                dropped = True
+                                return
+                            self.sent += len(data)
                     key.data.sendall(data)
         except OSError:
             return
         finally:
             sel.close()
+            if dropped:
+                # A reset towards the target would make its kernel drop what it had not read yet.
+                with suppress(OSError):
+                    a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                with suppress(OSError):
+                    b.shutdown(socket.SHUT_WR)
             for s in (a, b):
                 with self._lock:
                     self._conns.discard(s)
