@@ -164,3 +164,18 @@ def test_video_with_music_plays_through_hls(page: Any, tmp_path: Path, artifacts
     assert (state["w"], state["h"]) == (320, 568), state
     assert page.locator("[data-testid=error]").is_hidden()
     page.screenshot(path=artifacts / "demo-video-result.png", full_page=True)
+
+    # Cover candidates: picking another frame cuts the poster there again, and the poster card follows.
+    candidates = page.locator("[data-testid=cover-candidate]")
+    assert candidates.count() >= 2
+    chosen = next(i for i in range(candidates.count())
+                  if candidates.nth(i).get_attribute("aria-pressed") == "false")
+    poster = page.locator('[data-testid=rendition-img][data-name="poster.webp"]')
+    before = poster.get_attribute("src")
+    candidates.nth(chosen).click()
+    page.wait_for_function("""before => { const img = document.querySelector(
+                                  '[data-testid=rendition-img][data-name="poster.webp"]');
+                              return img.src !== before && img.complete && img.naturalWidth > 0 }""", arg=before)
+    assert candidates.nth(chosen).get_attribute("aria-pressed") == "true"
+    assert page.locator("[data-testid=error]").is_hidden()
+    page.screenshot(path=artifacts / "demo-video-cover.png", full_page=True)

@@ -458,6 +458,7 @@ function renderResults(media) {
       const n = (hls.variants || []).length;
       els.results.append(card("hls", `${n} variant${n === 1 ? "" : "s"} · ${size(hls)}`, player(hls.url, poster?.url)));
     }
+    coverPicker(media);
     const preview = media.renditions.find((r) => r.content_type === "image/webp" && r.name !== "poster.webp");
     if (preview) {
       els.results.append(card(preview.name, size(preview),
@@ -478,6 +479,56 @@ function renderResults(media) {
   els.resultsPanel.hidden = false;
   say(`Ready · ${media.renditions.length} renditions.`);
   els.resultsPanel.scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+// The video's cover candidates (scored frames, look and stickers on): picking one renders the poster there,
+// on the server, without encoding the video again; the poster card follows.
+async function coverPicker(media) {
+  let found;
+  try {
+    found = await api(`v1/media/${media.id}/covers`, { headers: headers() });
+  } catch (err) {
+    console.warn("no cover candidates", err);
+    return;
+  }
+  if (!found.items.length) return;
+  const row = el("div", { class: "covers", role: "group", "aria-label": "Cover candidates" });
+  const mark = (time) => {
+    for (const b of row.querySelectorAll("button")) b.setAttribute("aria-pressed", String(Number(b.dataset.time) === time));
+  };
+  for (const c of found.items) {
+    const button = el("button", { type: "button", class: "cover", "data-testid": "cover-candidate", "data-time": String(c.time),
+                                  "data-index": String(c.index), title: `${c.time.toFixed(1)} s · score ${c.score.toFixed(2)}`,
+                                  "aria-label": `Use the frame at ${c.time.toFixed(1)} s as the cover` },
+      el("img", { src: c.url, alt: "", width: "72" }), el("span", { text: `${c.time.toFixed(1)} s` }));
+    button.addEventListener("click", () => chooseCover(media.id, c, mark));
+    row.append(button);
+  }
+  mark(found.cover.poster_time);
+  els.results.append(card("cover", "pick a frame: the poster is cut there again", row));
+}
+
+async function chooseCover(id, candidate, mark) {
+  say(`Cutting the poster at ${candidate.time.toFixed(1)} s…`);
+  try {
+    await api(`v1/media/${id}/cover`, { method: "PUT", headers: { ...headers(), "Content-Type": "application/json" },
+                                         body: JSON.stringify({ candidate: candidate.index }) });
+    for (let i = 0; i < 60; i += 1) {
+      const media = await api(`v1/media/${id}`, { headers: headers() });
+      if (!media.cover.pending) {
+        const poster = media.renditions.find((r) => r.name === "poster.webp");
+        const img = els.results.querySelector('[data-testid=rendition-img][data-name="poster.webp"]');
+        if (poster && img) img.src = poster.url;
+        mark(media.cover.poster_time);
+        say(`Cover at ${media.cover.poster_time.toFixed(1)} s.`);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    fail("The new cover is taking too long.");
+  } catch (err) {
+    fail(err.message || String(err));
+  }
 }
 
 function player(url, poster) {
