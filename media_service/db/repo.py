@@ -136,8 +136,10 @@ class MediaRepo:
         """A queued record, or a ``processing`` one whose attempt has not shown a sign of life (progress or a
         heartbeat) for ``lease_seconds``: its worker is gone. A live attempt is never taken over (a duplicate
         message is told "busy"); with ``lease_seconds`` 0 any processing record is taken."""
-        live = (MediaRecord.status == Status.PROCESSING.value) & (
-            MediaRecord.updated_at >= utcnow() - timedelta(seconds=lease_seconds))
+        # One cutoff for the UPDATE and for telling "busy" from "exhausted" afterwards: two clock readings
+        # would disagree for a record whose last sign of life is right at the lease's edge.
+        cutoff = utcnow() - timedelta(seconds=lease_seconds)
+        live = (MediaRecord.status == Status.PROCESSING.value) & (MediaRecord.updated_at >= cutoff)
         with self.db.session() as s:
             result = s.execute(
                 update(MediaRecord)
@@ -157,7 +159,7 @@ class MediaRepo:
         if result.rowcount == 1:  # type: ignore[attr-defined]
             return Claim(record, record.attempts, "claimed")
         if lease_seconds > 0 and record.status == Status.PROCESSING.value and record.updated_at is not None and \
-                _aware(record.updated_at) >= utcnow() - timedelta(seconds=lease_seconds):
+                _aware(record.updated_at) >= cutoff:
             return Claim(record, record.attempts, "busy")
         if record.status in ACTIVE:
             return Claim(record, record.attempts, "exhausted")
