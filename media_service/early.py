@@ -105,13 +105,18 @@ class EarlyPublisher:
         self._poster_done = True
         return entries
 
-    def _lowest_rung(self) -> list[dict[str, Any]]:
+    def _lowest(self) -> tuple[int, Path] | None:
+        """The lowest rung's short side and HLS folder, once ffmpeg has made it."""
         hls = self.workdir / "hls"
         rungs = sorted((int(m.group(1)), d) for d in hls.iterdir() if (m := RUNG_DIR.match(d.name))) \
             if hls.is_dir() else []
-        if not rungs:
+        return rungs[0] if rungs else None
+
+    def _lowest_rung(self) -> list[dict[str, Any]]:
+        lowest = self._lowest()
+        if lowest is None:
             return []
-        short, folder = rungs[0]
+        short, folder = lowest
         written = sorted(int(m.group(1)) for p in folder.iterdir() if (m := SEGMENT.match(p.name)))
         # A segment is finished once ffmpeg has opened the next one.
         finished = [n for n in written if n + 1 in written]
@@ -140,10 +145,10 @@ class EarlyPublisher:
     def finish(self) -> None:
         """The pass is over: the growing playlist gets its last segments (with the durations ffmpeg wrote)
         and its end, so a player that started early plays to the end and stops reloading."""
-        if self._segments == 0 or not self._owned:
+        lowest = self._lowest()
+        if self._segments == 0 or not self._owned or lowest is None:
             return
-        hls = self.workdir / "hls"
-        short, folder = min((int(m.group(1)), d) for d in hls.iterdir() if (m := RUNG_DIR.match(d.name)))
+        short, folder = lowest
         final = (folder / "index.m3u8").read_text().splitlines()
         segments = [(line.strip(), float(final[i - 1].split(":", 1)[1].rstrip(",")))
                     for i, line in enumerate(final)

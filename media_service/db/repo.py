@@ -165,27 +165,26 @@ class MediaRepo:
             return Claim(record, record.attempts, "exhausted")
         return Claim(record, record.attempts, "done")
 
+    @staticmethod
+    def _while_owned(s: Session, media_id: str, attempt: int, **values: Any) -> bool:
+        """Update the record only while ``attempt`` owns it (processing, not taken over): a sign of life.
+        False when it no longer does (deleted, or taken over): time to stop."""
+        result = s.execute(
+            update(MediaRecord)
+            .where(MediaRecord.id == media_id, MediaRecord.status == Status.PROCESSING.value,
+                   MediaRecord.attempts == attempt)
+            .values(updated_at=utcnow(), **values)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def touch(self, media_id: str, attempt: int) -> bool:
-        """The attempt's heartbeat (keeps its lease); False when it no longer owns the record."""
+        """The attempt's heartbeat (keeps its lease)."""
         with self.db.session() as s:
-            result = s.execute(
-                update(MediaRecord)
-                .where(MediaRecord.id == media_id, MediaRecord.status == Status.PROCESSING.value,
-                       MediaRecord.attempts == attempt)
-                .values(updated_at=utcnow())
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+            return self._while_owned(s, media_id, attempt)
 
     def set_progress(self, media_id: str, attempt: int, progress: float) -> bool:
-        """False when this attempt no longer owns the record (deleted, or taken over): time to stop."""
         with self.db.session() as s:
-            result = s.execute(
-                update(MediaRecord)
-                .where(MediaRecord.id == media_id, MediaRecord.status == Status.PROCESSING.value,
-                       MediaRecord.attempts == attempt)
-                .values(progress=round(min(max(progress, 0.0), 1.0), 4), updated_at=utcnow())
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+            return self._while_owned(s, media_id, attempt, progress=round(min(max(progress, 0.0), 1.0), 4))
 
     def publish(self, media_id: str, attempt: int, *, version: str, renditions: list[dict[str, Any]],
                 source: dict[str, Any], placeholder: dict[str, Any] | None) -> str | None:
@@ -214,13 +213,7 @@ class MediaRepo:
         False when this attempt no longer owns the record."""
         names = {e["name"] for e in entries}
         with self.db.session() as s:
-            owned = s.execute(
-                update(MediaRecord)
-                .where(MediaRecord.id == media_id, MediaRecord.status == Status.PROCESSING.value,
-                       MediaRecord.attempts == attempt)
-                .values(updated_at=utcnow())
-            )
-            if owned.rowcount != 1:  # type: ignore[attr-defined]
+            if not self._while_owned(s, media_id, attempt):
                 return False
             row = s.get(PartialRenditions, media_id)
             if row is None or row.attempt != attempt or row.version != version:
