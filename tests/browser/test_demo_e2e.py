@@ -137,7 +137,8 @@ def test_video_with_music_plays_through_hls(page: Any, tmp_path: Path, artifacts
     page.goto("/demo")
     page.evaluate(f"localStorage.setItem('notes-media-demo.api-key', '{KEY}')")
     open_demo(page)
-    clip = make_video(tmp_path / "clip.mp4", width=320, height=568, seconds=2.5)
+    # Moving content, so that frames at different times look different (the cover picker below).
+    clip = make_video(tmp_path / "clip.mp4", width=320, height=568, seconds=2.5, video="testsrc2=size=320x568:rate=30")
     page.get_by_label("File", exact=True).set_input_files(clip)
     page.locator('[data-testid=sticker][data-sticker-id="starter/star"]').press("Enter")  # by keyboard: the middle
     assert page.locator("[data-testid=placed-sticker]").get_attribute("data-x") == "0.5"
@@ -170,6 +171,8 @@ def test_video_with_music_plays_through_hls(page: Any, tmp_path: Path, artifacts
     assert candidates.count() >= 2
     chosen = next(i for i in range(candidates.count())
                   if candidates.nth(i).get_attribute("aria-pressed") == "false")
+    current = next(i for i in range(candidates.count())
+                   if candidates.nth(i).get_attribute("aria-pressed") == "true")
     poster = page.locator('[data-testid=rendition-img][data-name="poster.webp"]')
     before = poster.get_attribute("src")
     candidates.nth(chosen).click()
@@ -177,5 +180,17 @@ def test_video_with_music_plays_through_hls(page: Any, tmp_path: Path, artifacts
                                   '[data-testid=rendition-img][data-name="poster.webp"]');
                               return img.src !== before && img.complete && img.naturalWidth > 0 }""", arg=before)
     assert candidates.nth(chosen).get_attribute("aria-pressed") == "true"
+
+    # What the person now sees as the poster is the frame they picked, not the one before.
+    def picture(url: str | None, size: tuple[int, int] | None = None) -> np.ndarray[Any, Any]:
+        assert url is not None
+        img = Image.open(io.BytesIO(httpx.get(url, timeout=30).raise_for_status().content)).convert("RGB")
+        return np.asarray(img.resize(size, Image.Resampling.BOX) if size else img).astype(float)
+
+    thumb = picture(candidates.nth(chosen).locator("img").get_attribute("src"))
+    shown = picture(poster.get_attribute("src"), (thumb.shape[1], thumb.shape[0]))
+    previous = picture(candidates.nth(current).locator("img").get_attribute("src"))
+    assert np.abs(shown - thumb).mean() < 6
+    assert np.abs(shown - previous).mean() > 2 * np.abs(shown - thumb).mean() + 4
     assert page.locator("[data-testid=error]").is_hidden()
     page.screenshot(path=artifacts / "demo-video-cover.png", full_page=True)
