@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # cut into segments of about segment_seconds (whole 2 s GOPs), rendered in parallel and joined.
     segment_seconds: float = Field(default=10.0, ge=2, le=60)
     segment_min_seconds: float = Field(default=0.0, ge=0)
+    # Long videos in pieces on the worker itself (pipeline/pieces.py): a result of at least
+    # video_pieces_min_seconds is rendered as this many pieces at once, ffmpeg process each (0: one per CPU the
+    # worker may use; 1: always one pass, which also keeps the growing lowest-rung playlist of long videos).
+    video_pieces: int = Field(default=0, ge=0, le=16)
+    video_pieces_min_seconds: float = Field(default=20.0, ge=0)
     result_backend_url: str = ""  # default: the broker's URL when it is Redis, else none
     # Webhooks: delivered by the workers; retried after each of these many seconds (about a day in all).
     webhook_backoff: Annotated[list[float], NoDecode] = Field(

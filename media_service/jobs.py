@@ -26,7 +26,8 @@ from media_service.multiproc import pid_alive
 from media_service.packs import PackRegistry
 from media_service.periodic import Periodic
 from media_service.pipeline.image import ImageJob, Rendition, run_image_pipeline
-from media_service.pipeline.video import GOP_SECONDS, VideoJob, run_video_pipeline
+from media_service.pipeline.pieces import DEFAULT_MIN_SECONDS, render_video
+from media_service.pipeline.video import GOP_SECONDS
 from media_service.probe import check_video_caps, probe_video
 from media_service.recipe import Recipe, recipe_from_dict
 from media_service.storage import Storage, StoredObject
@@ -62,6 +63,10 @@ class JobContext:
     # message for it; a live one is not (the message is retried later). Live attempts beat 4× per lease.
     lease_seconds: float = 0.0
     dispatch_split: Callable[[Any], None] | None = None
+    # A video whose result lasts at least video_pieces_min_seconds is rendered in this many pieces at once on
+    # this worker (pipeline/pieces.py; 1: always one pass).
+    video_pieces: int = 1
+    video_pieces_min_seconds: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,8 @@ def _process_media(ctx: JobContext, media_id: str, seen: dict[str, Any]) -> Outc
             early.start()
             try:
                 rendered = _render_video(registry, ctx.limits, record.recipe, source, workdir, progress,
-                                         should_stop=lambda: cancelled[0])
+                                         should_stop=lambda: cancelled[0], pieces=ctx.video_pieces,
+                                         pieces_min_seconds=ctx.video_pieces_min_seconds)
             finally:
                 early.stop()
             early.finish()
@@ -285,14 +291,14 @@ def _render_image(registry: PackRegistry, limits: Limits, recipe: dict[str, Any]
 
 
 def _render_video(registry: PackRegistry, limits: Limits, recipe: dict[str, Any], source: Path, workdir: Path,
-                  progress: Callable[[float], None], should_stop: Callable[[], bool] = lambda: False) -> Rendered:
+                  progress: Callable[[float], None], should_stop: Callable[[], bool] = lambda: False,
+                  pieces: int = 1, pieces_min_seconds: float = DEFAULT_MIN_SECONDS) -> Rendered:
     facts = probe_video(source)
     # Again here, not only at upload: the worker trusts the stored file, not the API that took it (limits may
     # have been lowered since, or the record re-rendered under new ones).
     check_video_caps(facts, limits)
-    job = VideoJob(source=source, facts=facts, recipe=recipe_from_dict(recipe), registry=registry,
-                   workdir=workdir, limits=limits, progress=progress, should_stop=should_stop)
-    run_video_pipeline(job)
+    job = render_video(source, facts, recipe_from_dict(recipe), registry, workdir, pieces=pieces,
+                       min_seconds=pieces_min_seconds, limits=limits, progress=progress, should_stop=should_stop)
     return Rendered(job.renditions, facts.public(), job.placeholder, job.timings, extra=job.outputs_info,
                     hls_dir=job.hls["dir"], hls=job.hls)
 

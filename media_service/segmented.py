@@ -46,9 +46,7 @@ from media_service.pipeline.segments import (
     SegmentPlan,
     join_segments,
     plan_segments,
-    render_audio,
-    render_segment,
-    render_stills,
+    render_named_part,
 )
 from media_service.probe import VideoFacts, check_video_caps, probe_video
 from media_service.recipe import output_window, recipe_from_dict
@@ -156,15 +154,8 @@ def _render_part(ctx: JobContext, split: Split, part: str) -> dict[str, Any]:
         def should_stop() -> bool:
             return cancelled[0]
 
-        if part == "audio":
-            result = render_audio(source, facts, recipe, registry, workdir, limits=ctx.limits,
-                                  should_stop=should_stop)
-        elif part == "stills":
-            result = render_stills(source, facts, recipe, registry, workdir, plan, limits=ctx.limits,
-                                   should_stop=should_stop)
-        else:
-            result = render_segment(source, facts, recipe, registry, workdir, plan, plan.piece(part),
-                                    limits=ctx.limits, progress=progress, should_stop=should_stop)
+        result = render_named_part(part, source, facts, recipe, registry, workdir, plan, limits=ctx.limits,
+                                   progress=progress, should_stop=should_stop)
         storing = time.monotonic()
         files = {}
         for name, path in result.files.items():

@@ -27,6 +27,7 @@ from media_service.db import Database, MediaRepo
 from media_service.instrument import InstrumentedStorage
 from media_service.jobs import JobContext
 from media_service.pack_store import LiveRegistry, PackStore
+from media_service.pipeline.pieces import cores_available
 from media_service.queue import JobQueue, make_celery
 from media_service.storage import Storage, open_storage
 from workers.observe import MetricsServer, WorkerProbe
@@ -52,7 +53,9 @@ def state() -> WorkerState:
                          settings.packs_refresh_seconds)
     return WorkerState(settings, JobContext(MediaRepo(db), storage, packs.current, settings.limits,
                                             settings.max_attempts, timeout_errors=(SoftTimeLimitExceeded,),
-                                            lease_seconds=settings.processing_lease_seconds))
+                                            lease_seconds=settings.processing_lease_seconds,
+                                            video_pieces=settings.video_pieces or cores_available(),
+                                            video_pieces_min_seconds=settings.video_pieces_min_seconds))
 
 
 def _open_storage() -> Storage:

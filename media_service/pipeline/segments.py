@@ -303,6 +303,19 @@ def render_stills(source: Path, facts: VideoFacts, recipe: Recipe, registry: Pac
     return PartResult(files, timings, {"first": first, "frames": frames})
 
 
+def render_named_part(part: str, source: Path, facts: VideoFacts, recipe: Recipe, registry: PackRegistry, workdir: Path,
+                plan: SegmentPlan, *, limits: Limits = DEFAULT_LIMITS,
+                progress: Callable[[float], None] = lambda _f: None,
+                should_stop: Callable[[], bool] = lambda: False) -> PartResult:
+    """One part of ``plan.parts`` by its name: the audio, the stills, or a video segment."""
+    if part == "audio":
+        return render_audio(source, facts, recipe, registry, workdir, limits=limits, should_stop=should_stop)
+    if part == "stills":
+        return render_stills(source, facts, recipe, registry, workdir, plan, limits=limits, should_stop=should_stop)
+    return render_segment(source, facts, recipe, registry, workdir, plan, plan.piece(part), limits=limits,
+                          progress=progress, should_stop=should_stop)
+
+
 def join_segments(workdir: Path, facts: VideoFacts, recipe: Recipe, registry: PackRegistry, plan: SegmentPlan,
                   *, limits: Limits = DEFAULT_LIMITS, should_stop: Callable[[], bool] = lambda: False
                   ) -> VideoJob:
