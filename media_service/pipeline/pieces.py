@@ -8,6 +8,11 @@ audio, the stills) run here as separate ffmpeg processes at the same time, and a
 the multi-worker split joins them. Every frame is still decoded once (plus ≈0.5 s of preroll per piece) and
 every rung encoded once; HLS still comes from those encodes.
 
+The parts run on as many slots as there are pieces, each ffmpeg on one thread (threads only add overhead and
+memory when every core already has its process): the first pieces start with the stills, the audio follows
+the stills on their slot, and the last piece starts when both are done, so the small parts' memory is never
+held beside every piece's at once. The last piece is shorter by about what the small parts take.
+
 What one pass has and pieces do not: the lowest rung's growing playlist while the video renders
 (media_service/early.py sees its segments only at the join). The poster still comes early: the stills part
 is small and its ``poster.png`` is put in the work folder as soon as it is written.
@@ -33,6 +38,9 @@ from media_service.recipe import Recipe, output_window
 # Shorter results are rendered in one pass: a piece has fixed costs (its own process, preroll, the join), and
 # a short clip keeps the growing lowest-rung playlist.
 DEFAULT_MIN_SECONDS = 20.0
+# How much of the output the stills and the audio parts are worth, on one core, in seconds of a piece's work:
+# the last piece, which waits for them, is this much shorter than the others (whole GOPs).
+HEAD_START_SECONDS = 4.0
 
 
 def cores_available() -> int:
@@ -83,7 +91,8 @@ def render_in_pieces(source: Path, facts: VideoFacts, recipe: Recipe, registry: 
     that fails stops the others (their ffmpeg is killed) and its error is raised."""
     started = time.perf_counter()
     _, duration = output_window(recipe, facts.duration, limits.max_video_seconds)
-    plan = plan_segments(facts, recipe, duration / pieces, limits)
+    length = (duration + HEAD_START_SECONDS) / pieces
+    plan = plan_segments(facts, recipe, length, limits, lengths=[length] * pieces)
     failed = threading.Event()
     tracker = _Progress(plan, progress)
     timings: dict[str, float] = {}
@@ -92,6 +101,8 @@ def render_in_pieces(source: Path, facts: VideoFacts, recipe: Recipe, registry: 
         return failed.is_set() or should_stop()
 
     def run(part: str) -> PartResult:
+        if stop():
+            raise Cancelled()  # another part failed before this one's turn
         t = time.perf_counter()
         folder = workdir / f"part-{part}"
         folder.mkdir()
@@ -99,7 +110,7 @@ def render_in_pieces(source: Path, facts: VideoFacts, recipe: Recipe, registry: 
         report = tracker.of(part)
         try:
             result = render_named_part(part, folder / "source", facts, recipe, registry, folder, plan, limits=limits,
-                                       progress=report, should_stop=stop)
+                                       progress=report, should_stop=stop, threads=1)
         except BaseException:
             failed.set()
             raise
@@ -109,8 +120,10 @@ def render_in_pieces(source: Path, facts: VideoFacts, recipe: Recipe, registry: 
         timings[part] = time.perf_counter() - t
         return result
 
-    with ThreadPoolExecutor(max_workers=len(plan.parts), thread_name_prefix="piece") as pool:
-        futures = [pool.submit(run, part) for part in plan.parts]
+    segments = [p.name for p in plan.pieces]
+    order = [*segments[:-1], "stills", *(["audio"] if plan.has_audio else []), segments[-1]]
+    with ThreadPoolExecutor(max_workers=len(segments), thread_name_prefix="piece") as pool:
+        futures = [pool.submit(run, part) for part in order]
         errors = [f.exception() for f in futures]
     # The part that failed first, not the others it cancelled.
     raised = [e for e in errors if e is not None]

@@ -23,6 +23,7 @@ frame-rate conversion, crop, scale, look and stickers, and each rung encoded wit
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ from media_service.pipeline.video import (
     cover_samples_output,
     encode,
     output_fps,
+    pass_global_args,
     plan_audio,
     plan_crop,
     plan_look,
@@ -124,21 +126,24 @@ def output_frames(duration: float, fps: float) -> int:
 
 
 def plan_segments(facts: VideoFacts, recipe: Recipe, segment_seconds: float, limits: Limits = DEFAULT_LIMITS,
-                  has_audio: bool | None = None) -> SegmentPlan:
-    """Cut the output into segments of about ``segment_seconds`` (rounded to whole GOPs); the last one takes
-    the rest, and a remainder shorter than one GOP joins the segment before it."""
+                  has_audio: bool | None = None, lengths: list[float] | None = None) -> SegmentPlan:
+    """Cut the output into segments of about ``segment_seconds`` (or of about ``lengths``, in order), rounded
+    to whole GOPs; the last one takes the rest, and a remainder shorter than one GOP joins the segment before
+    it."""
     _, duration = output_window(recipe, facts.duration, limits.max_video_seconds)
     fps = output_fps(facts)
     total = output_frames(duration, fps)
     gops = max(1, round(segment_seconds / GOP_SECONDS))
+    steps = (itertools.repeat(gops) if lengths is None
+             else iter([max(1, round(length / GOP_SECONDS)) for length in lengths[:-1]]))
     bounds = [0]
-    k = gops
-    while True:
+    k = 0
+    for step in steps:
+        k += step
         b = math.ceil(k * GOP_SECONDS * fps - 1e-6)  # a keyframe of the one-pass grid (t >= 2n)
         if b + math.ceil(GOP_SECONDS * fps) > total:
             break
         bounds.append(b)
-        k += gops
     bounds.append(total)
     pieces = tuple(Piece(i, bounds[i], bounds[i + 1] - bounds[i]) for i in range(len(bounds) - 1))
     crop_w, crop_h = _crop_size(facts, recipe)
@@ -231,8 +236,7 @@ def render_segment(source: Path, facts: VideoFacts, recipe: Recipe, registry: Pa
         outputs.append(ffmpeg.output(v, f"{rung.name}.mp4", format="mp4", **video_encoder_options(job, rung)))
     # This segment's cover samples, on the whole video's grid: the join concatenates them in order.
     outputs.append(cover_samples_output(job, split[len(job.rungs)], piece.first))
-    job.argv = _with_global_args(ffmpeg.merge_outputs(*outputs).compile(),
-                                 ["-nostdin", "-hide_banner", "-nostats", "-y", "-progress", "pipe:1"])
+    job.argv = _with_global_args(ffmpeg.merge_outputs(*outputs).compile(), pass_global_args(job))
     planned = time.perf_counter()
     encode(job)
     done = time.perf_counter()
@@ -303,17 +307,19 @@ def render_stills(source: Path, facts: VideoFacts, recipe: Recipe, registry: Pac
     return PartResult(files, timings, {"first": first, "frames": frames})
 
 
-def render_named_part(part: str, source: Path, facts: VideoFacts, recipe: Recipe, registry: PackRegistry, workdir: Path,
-                plan: SegmentPlan, *, limits: Limits = DEFAULT_LIMITS,
-                progress: Callable[[float], None] = lambda _f: None,
-                should_stop: Callable[[], bool] = lambda: False) -> PartResult:
-    """One part of ``plan.parts`` by its name: the audio, the stills, or a video segment."""
+def render_named_part(part: str, source: Path, facts: VideoFacts, recipe: Recipe, registry: PackRegistry,
+                      workdir: Path, plan: SegmentPlan, *, limits: Limits = DEFAULT_LIMITS,
+                      progress: Callable[[float], None] = lambda _f: None,
+                      should_stop: Callable[[], bool] = lambda: False, **job_options: Any) -> PartResult:
+    """One part of ``plan.parts`` by its name: the audio, the stills, or a video segment (``job_options``:
+    VideoJob fields for the video parts, such as ``threads``)."""
     if part == "audio":
         return render_audio(source, facts, recipe, registry, workdir, limits=limits, should_stop=should_stop)
     if part == "stills":
-        return render_stills(source, facts, recipe, registry, workdir, plan, limits=limits, should_stop=should_stop)
+        return render_stills(source, facts, recipe, registry, workdir, plan, limits=limits, should_stop=should_stop,
+                             **job_options)
     return render_segment(source, facts, recipe, registry, workdir, plan, plan.piece(part), limits=limits,
-                          progress=progress, should_stop=should_stop)
+                          progress=progress, should_stop=should_stop, **job_options)
 
 
 def join_segments(workdir: Path, facts: VideoFacts, recipe: Recipe, registry: PackRegistry, plan: SegmentPlan,

@@ -124,7 +124,9 @@ class VideoJob:
     x264_preset: str = X264_PRESET
     # -x264-params per rung (short side; others get X264_TUNING); {} for the plain preset.
     x264_params: dict[int, str] = field(default_factory=lambda: dict(X264_PARAMS))
-    threads: int = 0  # 0: ffmpeg decides
+    # 0: ffmpeg decides; 1: one thread for the decoder, the filter graph and every encoder (the pieces of
+    # pipeline/pieces.py, one process per core: threads there only add overhead and memory); else the encoders'.
+    threads: int = 0
     cover_candidates: bool = True  # sample the edited video for cover candidates (the stills-only render: no)
 
     # Planned by the steps.
@@ -163,7 +165,8 @@ def plan_window(job: VideoJob) -> None:
 
 
 def plan_source(job: VideoJob) -> None:
-    src = ffmpeg.input("source", ss=f"{job.start:.3f}", t=f"{job.duration:.3f}", **input_options())
+    decoder = {"threads": 1} if job.threads == 1 else {}
+    src = ffmpeg.input("source", ss=f"{job.start:.3f}", t=f"{job.duration:.3f}", **decoder, **input_options())
     job.inputs.append(src)
     v = src.video
     f = job.facts
@@ -199,14 +202,19 @@ def plan_top_scale(job: VideoJob) -> None:
     if job.recipe.filter is not None:
         # The look is defined in RGB: convert with the source's real matrix and range, or the same look
         # renders two different colours on a photo and on a video. Planar float is lut3d's SIMD path.
-        # At the source's own size only the chroma is resampled (4:2:0 → RGB): bilinear, as JPEG decoders
-        # upsample it for the photo path, and ≈20% cheaper than lanczos here; a real resize keeps lanczos.
+        # zimg, not swscale: exact (swscale's YUV→float reads ≈0.5 level low) and slice-threaded, where
+        # swscale runs on ffmpeg's one filter thread. At the source's own size only the chroma is resampled
+        # (4:2:0 → RGB): bilinear, as JPEG decoders upsample it for the photo path; a real resize is lanczos.
         crop = job.crop or geometry.Box(0, 0, f.width, f.height)
-        flags = "bilinear" if (crop.width, crop.height) == (w, h) else "lanczos"
-        job.video = job.video.filter("scale", w, h, flags=flags, in_color_matrix=_source_matrix(f),
-                                     in_range="pc" if f.color_range == "pc" else "tv").filter("format", "gbrpf32le")
+        job.video = job.video.filter("zscale", w, h, f="bilinear" if (crop.width, crop.height) == (w, h) else "lanczos",
+                                     min=_zscale_matrix(f), rin="full" if f.color_range == "pc" else "limited"
+                                     ).filter("format", "gbrpf32le")
     else:
         job.video = job.video.filter("scale", w, h, flags="lanczos")
+
+
+def _zscale_matrix(f: VideoFacts) -> str:
+    return {"bt709": "709", "bt601": "170m"}[_source_matrix(f)]
 
 
 def plan_look(job: VideoJob) -> None:
@@ -525,8 +533,13 @@ def plan_outputs(job: VideoJob) -> None:
                                                               "map_metadata": -1}))
     if job.cover_candidates:
         outputs.append(cover_samples_output(job, video_branches[2 + len(job.rungs)]))
-    job.argv = _with_global_args(ffmpeg.merge_outputs(*outputs).compile(),
-                                 ["-nostdin", "-hide_banner", "-nostats", "-y", "-progress", "pipe:1"])
+    job.argv = _with_global_args(ffmpeg.merge_outputs(*outputs).compile(), pass_global_args(job))
+
+
+def pass_global_args(job: VideoJob) -> list[str]:
+    """Before the first input: quiet, overwrite, progress on stdout; one filter thread when asked for one."""
+    single = ["-filter_complex_threads", "1"] if job.threads == 1 else []
+    return ["-nostdin", "-hide_banner", "-nostats", "-y", "-progress", "pipe:1", *single]
 
 
 PLAN_STEPS: list[Callable[[VideoJob], None]] = [plan_window, plan_source, plan_crop, plan_top_scale, plan_look,

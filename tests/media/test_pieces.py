@@ -23,10 +23,11 @@ from tests.support.video import frame_at, keyframe_times, make_video, probe, str
 pytestmark = pytest.mark.media
 
 FPS = 30
-# 22 s: two pieces of 12 s and 10 s (whole GOPs), the sticker's window across the cut at 12 s.
+# 22 s: two pieces of 14 s and 8 s (whole GOPs; the last is shorter, it starts after the stills and audio),
+# the sticker's window across the cut at 14 s.
 RECIPE = {"filter": {"id": "tlooks/warm", "intensity": 0.8},
-          "stickers": [{"id": "tstickers/red", "x": 0.5, "y": 0.3, "scale": 0.4, "start": 11.0, "end": 13.0}],
-          "music": {"id": "tmusic/tone", "volume": 0.5}, "cover": {"time": 13.5}}
+          "stickers": [{"id": "tstickers/red", "x": 0.5, "y": 0.3, "scale": 0.4, "start": 13.0, "end": 15.0}],
+          "music": {"id": "tmusic/tone", "volume": 0.5}, "cover": {"time": 15.5}}
 
 
 @dataclass
@@ -88,6 +89,11 @@ def out(job: VideoJob, name: str) -> Path:
     return next(r.path for r in job.renditions if r.name == name)
 
 
+def test_the_last_piece_is_shorter_by_the_head_start(renders: Renders) -> None:
+    # 22 s + 4 s over two pieces: 13 s → 14 s (whole GOPs) and the 8 s left, which waits for stills and audio.
+    assert renders.split.timings["part_s000"] > renders.split.timings["part_s001"]
+
+
 def test_pieces_for() -> None:
     assert pieces.pieces_for(19.9, 2) == 1  # short: one pass
     assert pieces.pieces_for(20.0, 2) == 2
@@ -99,7 +105,7 @@ def test_pieces_for() -> None:
 def test_parts_ran_at_once_and_reported_one_progress(renders: Renders) -> None:
     assert "parts" in renders.split.timings and "parts" not in renders.one.timings
     assert {"part_s000", "part_s001", "part_audio", "part_stills"} <= set(renders.split.timings)
-    assert renders.concurrent == 4  # two segments, the audio and the stills
+    assert renders.concurrent == 2  # a slot per piece: the stills, then the audio, before the last piece
     assert renders.progress and renders.progress == sorted(renders.progress)
     assert renders.progress[-1] >= 0.99
     assert (renders.workdir / "poster.png").exists()  # where the early publisher looks for it
@@ -124,12 +130,12 @@ def test_same_renditions_as_one_pass(renders: Renders) -> None:
 
 def test_sticker_across_the_cut_and_pixels_like_one_pass(renders: Renders) -> None:
     one, split = out(renders.one, "320p.mp4"), out(renders.split, "320p.mp4")
-    for t in (10.5, 11.5, 12.5, 13.5):  # before, in the window on both sides of the cut at 12 s, after
+    for t in (12.5, 13.5, 14.5, 15.5):  # before, in the window on both sides of the cut at 14 s, after
         a = frame_at(one, t).astype(np.float64)
         b = frame_at(split, t).astype(np.float64)
         assert np.abs(a - b).mean() < 3.0, t  # two lossy encodes of the same edit
-    box = frame_at(split, 12.5)[150:190, 140:180].astype(np.float64)
-    outside = frame_at(split, 13.5)[150:190, 140:180].astype(np.float64)
+    box = frame_at(split, 14.5)[150:190, 140:180].astype(np.float64)
+    outside = frame_at(split, 15.5)[150:190, 140:180].astype(np.float64)
     assert box[..., 0].mean() > 180 and box[..., 1].mean() < 90  # the red sticker, after the cut
     assert np.abs(box - outside).mean() > 40  # gone after its window
 
@@ -146,7 +152,7 @@ def test_a_failing_part_stops_the_others(tmp_path: Path, monkeypatch: pytest.Mon
 
     def failing(part: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            if part == "s001":
+            if part == "s000":
                 raise CorruptMedia(detail="a broken piece")
             result = real(part, *args, **kwargs)
         except BaseException as exc:
@@ -158,6 +164,7 @@ def test_a_failing_part_stops_the_others(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(pieces, "render_named_part", failing)
     with pytest.raises(CorruptMedia):
         pieces.render_video(work / "source", probe_video(src), recipe_from_dict(RECIPE), registry, work, pieces=2)
-    assert isinstance(ended["s001"], CorruptMedia)
-    assert isinstance(ended["s000"], Cancelled)  # its ffmpeg was killed, not left to finish
+    assert isinstance(ended["s000"], CorruptMedia)
+    assert "s001" not in ended  # its turn came after the failure: never started
+    assert ended.get("stills") is None or isinstance(ended["stills"], Cancelled)
     assert not (work / "320p.mp4").exists()  # no join

@@ -78,9 +78,9 @@ def test_no_edits_stays_in_yuv(tmp_path: Path) -> None:
     assert "gbrp" not in filters and "lut3d" not in filters and "overlay" not in filters
 
 
-@pytest.mark.parametrize(("space", "matrix"), [("bt709", "bt709"), ("smpte170m", "bt601"), (None, "bt709")])
+@pytest.mark.parametrize(("space", "matrix"), [("bt709", "709"), ("smpte170m", "170m"), (None, "709")])
 def test_yuv_to_rgb_uses_the_source_matrix(tmp_path: Path, space: str | None, matrix: str) -> None:
     from dataclasses import replace
 
     argv = plan(tmp_path, {"filter": {"id": "tlooks/warm"}, "trim": {"end": 10}}, replace(FACTS, color_space=space))
-    assert f"in_color_matrix={matrix}" in argv[argv.index("-filter_complex") + 1]
+    assert f"min={matrix}:" in argv[argv.index("-filter_complex") + 1]
