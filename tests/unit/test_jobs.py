@@ -183,3 +183,37 @@ def test_a_duplicate_message_waits_for_the_running_job(ctx: JobContext) -> None:
     assert process_media(leased, "m1").status == "busy"
     record = ctx.repo.get("m1")
     assert record is not None and record.status == "processing" and record.attempts == 1
+
+
+def test_a_long_video_is_rendered_in_pieces_and_published(ctx: JobContext, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """JobContext.video_pieces reaches the render: a result over the minimum goes through the pieces (and is
+    published like one pass), a shorter one does not."""
+    import dataclasses
+    import io
+
+    from media_service.pipeline import pieces
+    from tests.support.video import make_video
+
+    calls: list[int] = []
+    real = pieces.render_in_pieces
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(int(args[5]))  # type: ignore[call-overload]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pieces, "render_in_pieces", spy)
+    ctx = dataclasses.replace(ctx, video_pieces=2, video_pieces_min_seconds=8.0)
+    for media_id, seconds in (("long", 8.0), ("short", 6.0)):
+        video = make_video(tmp_path / f"{media_id}.mp4", width=320, height=240, seconds=seconds)
+        stored = ctx.storage.put_stream(original_key(media_id), io.BytesIO(video.read_bytes()), "video/mp4")
+        ctx.repo.create(MediaRecord(id=media_id, owner="o", kind="video", status=Status.QUEUED.value, progress=0.0,
+                                    recipe={"filter": {"id": "tlooks/warm"}}, source={}, renditions=[],
+                                    original_key=stored.key, original_bytes=stored.size, original_format="mp4",
+                                    attempts=0))
+        assert process_media(ctx, media_id).status == "ready"
+        record = ctx.repo.get(media_id)
+        assert record is not None and record.status == Status.READY.value
+        names = {r["name"] for r in record.renditions}
+        assert {"240p.mp4", "hls", "poster.jpg", "preview.webp"} <= names, names
+    assert calls == [2]  # only the 8 s one
