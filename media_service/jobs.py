@@ -66,7 +66,7 @@ class JobContext:
     # A video whose result lasts at least video_pieces_min_seconds is rendered in this many pieces at once on
     # this worker (pipeline/pieces.py; 1: always one pass).
     video_pieces: int = 1
-    video_pieces_min_seconds: float = 20.0
+    video_pieces_min_seconds: float = DEFAULT_MIN_SECONDS
 
 
 @dataclass(frozen=True)
