@@ -33,16 +33,27 @@ def _parent(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def _wait_encoding(stack: FaultStack, media_id: str, timeout: float = 90) -> int:
-    """The pid of the ffmpeg encoding this video (after its loudness pass), once it has made progress."""
+def _wait_encoding(stack: FaultStack, media_id: str, timeout: float = 90, avoid: str | None = None) -> int:
+    """The pid of an ffmpeg encoding this video (after its loudness pass) that has been at it for 0.5 s and
+    still is; ``avoid``: not one whose command line holds this (a short part that may end any moment)."""
+    first_seen: dict[int, float] = {}
     found: list[int] = []
 
     def encoding() -> bool:
-        found[:] = [p for p in _ffmpeg_of(stack, media_id) if "-progress" in Path(f"/proc/{p}/cmdline").read_text()]
+        now = time.monotonic()
+        alive = []
+        for pid in _ffmpeg_of(stack, media_id):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_text()
+            except OSError:
+                continue
+            if "-progress" in cmdline and (avoid is None or avoid not in cmdline):
+                alive.append(pid)
+                first_seen.setdefault(pid, now)
+        found[:] = [p for p in alive if now - first_seen[p] >= 0.5]
         return bool(found) and stack.rows()[media_id]["status"] == "processing"
 
     wait_until(encoding, timeout, 0.1, "ffmpeg encoding the video")
-    time.sleep(0.5)
     return found[0]
 
 
